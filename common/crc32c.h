@@ -1,0 +1,22 @@
+#pragma once
+
+// CRC32C (Castagnoli), the checksum of Kafka's RecordBatch v2, computed with
+// ISA-L's crc32_iscsi (SSE4.2 / PCLMUL). Standard reflected form: initial value
+// 0xFFFFFFFF, final xor 0xFFFFFFFF; Crc32c("123456789") == 0xE3069283.
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace runnel {
+
+// CRC32C of `size` bytes at `data`.
+uint32_t Crc32c(const void* data, size_t size);
+inline uint32_t Crc32c(std::string_view data) {
+  return Crc32c(data.data(), data.size());
+}
+
+// Continues a CRC: Crc32cExtend(Crc32c(a), b) == Crc32c(a + b).
+uint32_t Crc32cExtend(uint32_t crc, const void* data, size_t size);
+
+}  // namespace runnel
