@@ -25,7 +25,7 @@ test-asan:
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	cmake --preset fuzz >/dev/null
-	cmake --build build/fuzz -j $(JOBS)
+	cmake --build build/fuzz -j $(JOBS) --target fuzzers
 	bash tests/fuzz/run-fuzzers.sh build/fuzz $(FUZZ_SECONDS)
 
 run: build

@@ -1,0 +1,6 @@
+add_library(runnel_log_batch
+  ${CMAKE_CURRENT_SOURCE_DIR}/record_batch.cc
+)
+runnel_target_defaults(runnel_log_batch)
+target_link_libraries(runnel_log_batch PUBLIC runnel_common
+  PRIVATE PkgConfig::ZSTD PkgConfig::LZ4 PkgConfig::ZLIB ${SNAPPY_LIBRARY})

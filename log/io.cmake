@@ -1,0 +1,5 @@
+add_library(runnel_log_io
+  ${CMAKE_CURRENT_SOURCE_DIR}/io_ring.cc
+)
+runnel_target_defaults(runnel_log_io)
+target_link_libraries(runnel_log_io PUBLIC runnel_common PkgConfig::URING Threads::Threads)

@@ -1,0 +1,1 @@
+# LogManager sources are added to runnel_log here.

@@ -1,0 +1,15 @@
+#pragma once
+
+#include <cstdint>
+
+namespace runnel::log {
+
+// A logical record number within a partition. Never a byte position.
+using Offset = int64_t;
+// A byte position within one file. Never a record number.
+using FilePos = int64_t;
+
+inline constexpr Offset kNoOffset = -1;
+inline constexpr int64_t kNoTimestamp = -1;
+
+}  // namespace runnel::log

@@ -1,0 +1,1 @@
+# tests for the batch part of log/

@@ -1,0 +1,1 @@
+# tests for the io part of log/

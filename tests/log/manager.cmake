@@ -1,0 +1,1 @@
+# tests for the manager part of log/

@@ -1,0 +1,1 @@
+# tests for the storage part of log/
