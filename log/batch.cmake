@@ -1,4 +1,5 @@
 add_library(runnel_log_batch
+  ${CMAKE_CURRENT_SOURCE_DIR}/compression.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/record_batch.cc
 )
 runnel_target_defaults(runnel_log_batch)

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+
 #include "log/types.h"
 
 namespace runnel::log {
@@ -23,15 +24,15 @@ inline constexpr size_t kBaseOffsetPos = 0;             // i64
 inline constexpr size_t kBatchLengthPos = 8;            // i32: bytes after it
 inline constexpr size_t kPartitionLeaderEpochPos = 12;  // i32
 inline constexpr size_t kMagicPos = 16;                 // i8
-inline constexpr size_t kCrcPos = 17;                   // u32: CRC32C of [21, end)
-inline constexpr size_t kAttributesPos = 21;            // i16
-inline constexpr size_t kLastOffsetDeltaPos = 23;       // i32
-inline constexpr size_t kBaseTimestampPos = 27;         // i64
-inline constexpr size_t kMaxTimestampPos = 35;          // i64
-inline constexpr size_t kProducerIdPos = 43;            // i64
-inline constexpr size_t kProducerEpochPos = 51;         // i16
-inline constexpr size_t kBaseSequencePos = 53;          // i32
-inline constexpr size_t kRecordCountPos = 57;           // i32
+inline constexpr size_t kCrcPos = 17;              // u32: CRC32C of [21, end)
+inline constexpr size_t kAttributesPos = 21;       // i16
+inline constexpr size_t kLastOffsetDeltaPos = 23;  // i32
+inline constexpr size_t kBaseTimestampPos = 27;    // i64
+inline constexpr size_t kMaxTimestampPos = 35;     // i64
+inline constexpr size_t kProducerIdPos = 43;       // i64
+inline constexpr size_t kProducerEpochPos = 51;    // i16
+inline constexpr size_t kBaseSequencePos = 53;     // i32
+inline constexpr size_t kRecordCountPos = 57;      // i32
 inline constexpr size_t kBatchHeaderSize = 61;
 // baseOffset + batchLength: the part of the header outside batchLength.
 inline constexpr size_t kBatchLogOverhead = 12;
@@ -126,6 +127,11 @@ class RecordBatchView {
   // Decodes (and decompresses) every record and calls `fn` for each in order.
   // Stops at and returns the first error: kInvalidArgument/kDataLoss (by
   // `source`) for malformed records; the status `fn` returns if not OK.
+  // Checks the record structure (lengths, varints, record count) but neither
+  // the CRC nor offset deltas or timestamps: that is ValidateBatch's job, and
+  // a record's offset is base offset + its own offsetDelta. Decompressed
+  // records are bounded by ValidateOptions' default max_decompressed_bytes.
+  // A batch with record count 0 and no record bytes yields no records.
   absl::Status ForEachRecord(const std::function<absl::Status(Record)>& fn,
                              BatchSource source = BatchSource::kWire) const;
   absl::StatusOr<std::vector<Record>> DecodeRecords(
@@ -135,6 +141,14 @@ class RecordBatchView {
   explicit RecordBatchView(std::string_view bytes) : bytes_(bytes) {}
   std::string_view bytes_;
 };
+
+// Splits a buffer of zero or more concatenated batches (a produce request's
+// records for one partition, a fetch response, a segment slice) into views
+// with RecordBatchView::Parse; an empty buffer gives an empty vector. Frames
+// only (see Parse): validate each view's bytes() before trusting it. Errors
+// are Parse's, with the batch's position in `bytes` added to the message.
+absl::StatusOr<std::vector<RecordBatchView>> SplitBatches(
+    std::string_view bytes, BatchSource source = BatchSource::kWire);
 
 struct ValidateOptions {
   BatchSource source = BatchSource::kWire;

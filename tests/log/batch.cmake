@@ -1,1 +1,8 @@
 # tests for the batch part of log/
+runnel_add_test(record_batch_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/record_batch_test.cc
+  LIBS runnel_log_batch ${SNAPPY_LIBRARY})
+runnel_add_test(compression_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/compression_test.cc
+  LIBS runnel_log_batch PkgConfig::ZSTD PkgConfig::LZ4 PkgConfig::ZLIB
+       ${SNAPPY_LIBRARY})
