@@ -1,0 +1,375 @@
+#include "log/append_writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/check.h"
+#include "common/status_macros.h"
+
+namespace runnel::log {
+
+namespace {
+
+constexpr size_t RoundDown(size_t n) { return n / kDirectIoAlignment * kDirectIoAlignment; }
+constexpr size_t RoundUp(size_t n) { return RoundDown(n + kDirectIoAlignment - 1); }
+
+}  // namespace
+
+// One append buffer: bytes [start, start + len) of the file. Memory, `start`
+// (in O_DIRECT mode) and capacity are 4096-aligned.
+struct AppendWriter::Buffer {
+  explicit Buffer(size_t capacity_bytes) : capacity(capacity_bytes) {
+    data = static_cast<char*>(std::aligned_alloc(kDirectIoAlignment, capacity));
+    RUNNEL_CHECK(data != nullptr);
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { std::free(data); }
+
+  char* data = nullptr;
+  const size_t capacity;
+  FilePos start = 0;
+  size_t len = 0;
+};
+
+absl::StatusOr<std::unique_ptr<AppendWriter>> AppendWriter::Open(
+    IoThread* io, std::string path, FilePos start_pos, AppendWriterOptions options) {
+  RUNNEL_CHECK(io != nullptr);
+  if (start_pos < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": negative start position ", start_pos));
+  }
+  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (options.direct_io ? O_DIRECT : 0);
+  UniqueFd fd(::open(path.c_str(), flags, 0644));
+  if (!fd.valid()) {
+    if (errno == EINVAL && options.direct_io) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": the filesystem refuses O_DIRECT"));
+    }
+    return absl::ErrnoToStatus(errno, absl::StrCat("open ", path));
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("fstat ", path));
+  }
+  if (st.st_size < start_pos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": file has ", st.st_size, " bytes, fewer than start position ",
+        start_pos));
+  }
+  if (st.st_size > start_pos && ::ftruncate(fd.get(), start_pos) != 0) {
+    // Bytes past start_pos are a torn tail or O_DIRECT padding: drop them so
+    // that nothing stale ever follows what this writer appends.
+    return absl::ErrnoToStatus(errno, absl::StrCat("ftruncate ", path, " to ", start_pos));
+  }
+  std::unique_ptr<AppendWriter> writer(
+      new AppendWriter(io, std::move(path), std::move(fd), start_pos, options));
+  RUNNEL_RETURN_IF_ERROR(writer->InitBuffers(start_pos));
+  return writer;
+}
+
+AppendWriter::AppendWriter(IoThread* io, std::string path, UniqueFd fd,
+                           FilePos start_pos, AppendWriterOptions options)
+    : io_(io),
+      path_(std::move(path)),
+      fd_(std::move(fd)),
+      options_(options),
+      size_(start_pos),
+      written_pos_(start_pos),
+      durable_pos_(start_pos),
+      fsync_requested_pos_(start_pos),
+      flush_target_(start_pos) {}
+
+absl::Status AppendWriter::InitBuffers(FilePos start_pos) {
+  size_t capacity = RoundUp(std::max(options_.buffer_bytes, kDirectIoAlignment));
+  absl::MutexLock lock(&mu_);
+  active_ = std::make_unique<Buffer>(capacity);
+  spare_ = std::make_unique<Buffer>(capacity);
+  if (!options_.direct_io) {
+    active_->start = start_pos;
+    return absl::OkStatus();
+  }
+  // The first O_DIRECT write rewrites the partial block before start_pos:
+  // read its head back through a normal fd.
+  active_->start = static_cast<FilePos>(RoundDown(start_pos));
+  active_->len = static_cast<size_t>(start_pos - active_->start);
+  if (active_->len == 0) return absl::OkStatus();
+  UniqueFd reader(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!reader.valid()) return absl::ErrnoToStatus(errno, absl::StrCat("open ", path_));
+  size_t got = 0;
+  while (got < active_->len) {
+    ssize_t n = ::pread(reader.get(), active_->data + got, active_->len - got,
+                        active_->start + got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return absl::ErrnoToStatus(errno, absl::StrCat("pread ", path_));
+    if (n == 0) {
+      return absl::DataLossError(absl::StrCat(path_, ": ends before position ", start_pos));
+    }
+    got += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+AppendWriter::~AppendWriter() {
+  // In-flight writes point into our buffers and callbacks point at us.
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(this, &AppendWriter::IoIdleLocked));
+}
+
+bool AppendWriter::IoIdleLocked() const {
+  return !write_in_flight_ && fsyncs_in_flight_ == 0;
+}
+
+bool AppendWriter::CanAppendLocked() const {
+  return active_->len < active_->capacity || !write_in_flight_;
+}
+
+absl::Status AppendWriter::status() const {
+  absl::MutexLock lock(&mu_);
+  return status_;
+}
+
+FilePos AppendWriter::Append(std::string_view data) {
+  RUNNEL_DCHECK(!io_->OnIoThread());
+  mu_.Lock();
+  RUNNEL_CHECK(!closed_);
+  FilePos pos = size_.load(std::memory_order_relaxed);
+  while (!data.empty()) {
+    Buffer* b = active_.get();
+    if (b->len == b->capacity) {
+      if (!status_.ok()) {
+        // Failed writer: keep positions moving, drop the bytes.
+        b->start += static_cast<FilePos>(b->len);
+        b->len = 0;
+      } else if (!write_in_flight_) {
+        Actions actions;
+        actions.write = SealActiveLocked();
+        mu_.Unlock();
+        Issue(std::move(actions));
+        mu_.Lock();
+      } else {
+        // The disk is slower than the appender: the write completion submits
+        // the full buffer and hands us the free one. Waiting on the I/O
+        // thread itself would never end.
+        RUNNEL_CHECK(!io_->OnIoThread());
+        mu_.Await(absl::Condition(this, &AppendWriter::CanAppendLocked));
+      }
+      continue;
+    }
+    size_t n = std::min(b->capacity - b->len, data.size());
+    std::memcpy(b->data + b->len, data.data(), n);
+    b->len += n;
+    data.remove_prefix(n);
+    // Release: a reader that sees the new size sees a consistent writer (the
+    // bytes themselves are only readable from the file once written_pos says so).
+    size_.store(size_.load(std::memory_order_relaxed) + static_cast<FilePos>(n),
+                std::memory_order_release);
+  }
+  mu_.Unlock();
+  return pos;
+}
+
+AppendWriter::PendingWrite AppendWriter::SealActiveLocked() {
+  RUNNEL_CHECK(!write_in_flight_ && spare_ != nullptr && status_.ok());
+  std::unique_ptr<Buffer> next = std::move(spare_);
+  Buffer* b = active_.get();
+  PendingWrite write{b->data, b->len, b->start, b->start + static_cast<FilePos>(b->len)};
+  if (options_.direct_io) {
+    // The partial last block goes out zero-padded now and is rewritten by
+    // the next write, which starts with a copy of its head.
+    size_t keep = RoundDown(b->len);
+    write.size = RoundUp(b->len);
+    next->start = b->start + static_cast<FilePos>(keep);
+    next->len = b->len - keep;
+    std::memcpy(next->data, b->data + keep, next->len);
+    std::memset(b->data + b->len, 0, write.size - b->len);
+  } else {
+    next->start = write.end;
+    next->len = 0;
+  }
+  in_flight_ = std::move(active_);
+  active_ = std::move(next);
+  write_in_flight_ = true;
+  return write;
+}
+
+void AppendWriter::MaybeWriteLocked(Actions* actions) {
+  if (!status_.ok() || write_in_flight_) return;
+  FilePos written = written_pos_.load(std::memory_order_relaxed);
+  if (size_.load(std::memory_order_relaxed) <= written) return;
+  if (active_->len == active_->capacity || flush_target_ > written) {
+    actions->write = SealActiveLocked();
+  }
+}
+
+void AppendWriter::MaybeFsyncLocked(Actions* actions) {
+  if (!status_.ok()) return;
+  FilePos written = written_pos_.load(std::memory_order_relaxed);
+  bool needed = false;
+  for (const Waiter& w : sync_waiters_) {
+    if (w.target > fsync_requested_pos_ && w.target <= written) {
+      needed = true;
+      break;
+    }
+  }
+  if (!needed) return;
+  fsync_requested_pos_ = written;
+  ++fsyncs_in_flight_;
+  actions->fsync = written;
+}
+
+void AppendWriter::FailLocked(absl::Status status, Actions* actions) {
+  if (status_.ok()) status_ = absl::Status(status.code(), absl::StrCat(path_, ": ", status.message()));
+  actions->failure = status_;
+  for (auto& w : flush_waiters_) actions->failed.push_back(std::move(w));
+  for (auto& w : sync_waiters_) actions->failed.push_back(std::move(w));
+  flush_waiters_.clear();
+  sync_waiters_.clear();
+}
+
+void AppendWriter::Issue(Actions actions) {
+  // Only touch `this` while it has I/O in flight (the destructor waits for it).
+  if (actions.write.has_value()) {
+    const PendingWrite& w = *actions.write;
+    FilePos end = w.end;
+    io_->Write(fd_.get(), w.data, w.size, w.pos,
+               [this, end](absl::Status status) { OnWriteDone(end, std::move(status)); });
+  }
+  if (actions.fsync.has_value()) {
+    FilePos covered = *actions.fsync;
+    io_->Fsync(fd_.get(), [this, covered](absl::Status status) {
+      OnFsyncDone(covered, std::move(status));
+    });
+  }
+  for (Waiter& w : actions.ok) w.done(absl::OkStatus());
+  for (Waiter& w : actions.failed) w.done(actions.failure);
+}
+
+void AppendWriter::OnWriteDone(FilePos end, absl::Status status) {
+  Actions actions;
+  {
+    absl::MutexLock lock(&mu_);
+    write_in_flight_ = false;
+    spare_ = std::move(in_flight_);
+    if (!status.ok()) {
+      FailLocked(std::move(status), &actions);
+    } else {
+      // Release: whoever sees written_pos may pread every byte below it.
+      written_pos_.store(end, std::memory_order_release);
+      while (!flush_waiters_.empty() && flush_waiters_.front().target <= end) {
+        actions.ok.push_back(std::move(flush_waiters_.front()));
+        flush_waiters_.pop_front();
+      }
+      MaybeFsyncLocked(&actions);
+      MaybeWriteLocked(&actions);
+    }
+  }
+  Issue(std::move(actions));
+}
+
+void AppendWriter::OnFsyncDone(FilePos covered, absl::Status status) {
+  Actions actions;
+  {
+    absl::MutexLock lock(&mu_);
+    --fsyncs_in_flight_;
+    if (!status.ok()) {
+      // A failed fdatasync may have dropped dirty pages: nothing written so
+      // far can be trusted to be durable, so the error is sticky.
+      FailLocked(std::move(status), &actions);
+    } else {
+      FilePos durable = std::max(durable_pos_.load(std::memory_order_relaxed), covered);
+      durable_pos_.store(durable, std::memory_order_release);
+      while (!sync_waiters_.empty() && sync_waiters_.front().target <= durable) {
+        actions.ok.push_back(std::move(sync_waiters_.front()));
+        sync_waiters_.pop_front();
+      }
+    }
+  }
+  Issue(std::move(actions));
+}
+
+void AppendWriter::PostCallback(DoneCallback done, absl::Status status) {
+  io_->Post([done = std::move(done), status = std::move(status)]() { done(status); });
+}
+
+void AppendWriter::Flush(DoneCallback written) {
+  Actions actions;
+  std::optional<absl::Status> immediate;
+  {
+    absl::MutexLock lock(&mu_);
+    RUNNEL_CHECK(!closed_);
+    FilePos target = size_.load(std::memory_order_relaxed);
+    if (!status_.ok() || target <= written_pos_.load(std::memory_order_relaxed)) {
+      immediate = status_;
+    } else {
+      flush_waiters_.push_back(Waiter{target, std::move(written)});
+      flush_target_ = std::max(flush_target_, target);
+      MaybeWriteLocked(&actions);
+    }
+  }
+  // Outside the lock: a stopped IoThread runs posted callbacks inline.
+  if (immediate.has_value()) PostCallback(std::move(written), *std::move(immediate));
+  Issue(std::move(actions));
+}
+
+void AppendWriter::Sync(DoneCallback durable) {
+  Actions actions;
+  std::optional<absl::Status> immediate;
+  {
+    absl::MutexLock lock(&mu_);
+    RUNNEL_CHECK(!closed_);
+    FilePos target = size_.load(std::memory_order_relaxed);
+    if (!status_.ok() || target <= durable_pos_.load(std::memory_order_relaxed)) {
+      immediate = status_;
+    } else {
+      sync_waiters_.push_back(Waiter{target, std::move(durable)});
+      flush_target_ = std::max(flush_target_, target);
+      MaybeFsyncLocked(&actions);
+      MaybeWriteLocked(&actions);
+    }
+  }
+  if (immediate.has_value()) PostCallback(std::move(durable), *std::move(immediate));
+  Issue(std::move(actions));
+}
+
+absl::Status AppendWriter::Close() {
+  RUNNEL_CHECK(!io_->OnIoThread());
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return close_status_;
+  }
+  absl::Notification flushed;
+  Flush([&flushed](absl::Status) { flushed.Notify(); });
+  flushed.WaitForNotification();
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(this, &AppendWriter::IoIdleLocked));
+  absl::Status result = status_;
+  FilePos size = size_.load(std::memory_order_relaxed);
+  if (result.ok() && options_.direct_io && ::ftruncate(fd_.get(), size) != 0) {
+    // Drop the zero padding of the last block; the fsync below makes the new
+    // size durable (fdatasync covers size changes).
+    result = absl::ErrnoToStatus(errno, absl::StrCat("ftruncate ", path_, " to ", size));
+  }
+  if (result.ok()) {
+    result = io_->FsyncSync(fd_.get());
+    if (result.ok()) durable_pos_.store(size, std::memory_order_release);
+  }
+  int fd = fd_.release();
+  if (::close(fd) != 0 && result.ok()) {
+    result = absl::ErrnoToStatus(errno, absl::StrCat("close ", path_));
+  }
+  closed_ = true;
+  close_status_ = result;
+  return result;
+}
+
+}  // namespace runnel::log

@@ -1,0 +1,201 @@
+// PartitionLog benchmarks: append throughput for 100 B and 1 KiB records in
+// 16 KiB, 64 KiB and 1 MiB batches, and sequential reads.
+//
+//   log_bench [--benchmark_filter=...]     (RUNNEL_BENCH_DIR picks the directory,
+//                                           default /tmp/runnel-bench)
+//
+// Each batch is built once with RecordBatchBuilder; every iteration appends a
+// copy of it (PartitionLog::Append takes the bytes by value), so the copy is
+// part of the measured cost, as a broker's request buffer would be.
+//   nosync     Append only
+//   durable    Append, then wait until the batch is durable (WhenDurable)
+//   durable8   8 threads, 8 partitions on one IoThread, each waiting for
+//              durability after every batch (group commit on one ring)
+//   Read       sequential Read(offset, 1 MiB) over a 256 MiB log
+// Counters: bytes_per_second (batch bytes), records_per_second,
+// proc_cpu_s_per_GB (whole-process CPU seconds per GB, I/O thread included).
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "benchmark/benchmark.h"
+#include "common/check.h"
+#include "log/io_thread.h"
+#include "log/partition_log.h"
+#include "log/record_batch.h"
+
+namespace runnel::log {
+namespace {
+
+std::string BenchDir() {
+  const char* dir = std::getenv("RUNNEL_BENCH_DIR");
+  std::string path = dir != nullptr ? dir : "/tmp/runnel-bench";
+  std::filesystem::create_directories(path);
+  return path;
+}
+
+IoThread* SharedIo() {
+  static IoThread* io = [] {
+    auto started = IoThread::Start({});
+    RUNNEL_CHECK(started.ok());
+    return started->release();  // lives for the whole process
+  }();
+  return io;
+}
+
+double ProcessCpuSeconds() {
+  rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// One batch of `record_bytes`-value records (null keys) close to, but not
+// above, `batch_bytes`.
+std::string MakeBatch(size_t record_bytes, size_t batch_bytes, int32_t* records) {
+  std::mt19937_64 rng(record_bytes * 31 + batch_bytes);
+  std::string value(record_bytes, '\0');
+  RecordBatchBuilder builder;
+  // ~ record_bytes + 8 bytes of varint framing per record.
+  while (builder.uncompressed_size_bytes() + record_bytes + 16 <= batch_bytes) {
+    for (char& c : value) c = static_cast<char>('a' + rng() % 26);
+    builder.Append(1700000000000 + builder.record_count(), std::nullopt, value);
+  }
+  *records = builder.record_count();
+  auto batch = builder.Build();
+  RUNNEL_CHECK(batch.ok());
+  return *std::move(batch);
+}
+
+std::unique_ptr<PartitionLog> OpenLog(const std::string& dir, int32_t partition) {
+  std::filesystem::remove_all(dir);
+  PartitionLogOptions options;
+  options.dir = dir;
+  options.topic = "bench";
+  options.partition = partition;
+  options.config.max_message_bytes = 2 << 20;
+  options.io = SharedIo();
+  auto log = PartitionLog::Open(std::move(options));
+  RUNNEL_CHECK(log.ok());
+  return *std::move(log);
+}
+
+enum class Mode { kNoSync, kDurable };
+
+void BM_LogAppend(benchmark::State& state, Mode mode) {
+  const size_t record_bytes = static_cast<size_t>(state.range(0));
+  const size_t batch_bytes = static_cast<size_t>(state.range(1));
+  int32_t records = 0;
+  const std::string batch = MakeBatch(record_bytes, batch_bytes, &records);
+  std::string dir = absl::StrCat(BenchDir(), "/log-", getpid(), "/bench-",
+                                 state.thread_index());
+  std::unique_ptr<PartitionLog> log = OpenLog(dir, state.thread_index());
+  double cpu_before = ProcessCpuSeconds();
+  for (auto _ : state) {
+    auto appended = log->Append(batch, /*leader_epoch=*/0);
+    RUNNEL_CHECK(appended.ok());
+    if (mode == Mode::kDurable) {
+      RUNNEL_CHECK(log->DurableFuture(appended->last_offset).get().ok());
+    }
+  }
+  double cpu = ProcessCpuSeconds() - cpu_before;
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(batch.size()));
+  state.SetItemsProcessed(state.iterations() * records);
+  if (state.thread_index() == 0) {
+    double gb =
+        static_cast<double>(state.iterations() * batch.size() * state.threads()) / 1e9;
+    state.counters["proc_cpu_s_per_GB"] = cpu / gb;
+    state.counters["batch_bytes"] = static_cast<double>(batch.size());
+  }
+  RUNNEL_CHECK(log->Close().ok());
+  log.reset();
+  std::filesystem::remove_all(dir);
+}
+
+void BM_LogRead(benchmark::State& state) {
+  const size_t record_bytes = static_cast<size_t>(state.range(0));
+  int32_t records = 0;
+  const std::string batch = MakeBatch(record_bytes, 64 << 10, &records);
+  std::string dir = absl::StrCat(BenchDir(), "/log-", getpid(), "/read");
+  std::unique_ptr<PartitionLog> log = OpenLog(dir, 0);
+  for (size_t written = 0; written < (256u << 20); written += batch.size()) {
+    RUNNEL_CHECK(log->Append(batch, 0).ok());
+  }
+  RUNNEL_CHECK(log->Flush().ok());
+  const Offset end = log->log_end_offset();
+  int64_t bytes = 0;
+  double cpu_before = ProcessCpuSeconds();
+  for (auto _ : state) {
+    Offset next = 0;
+    while (next < end) {
+      auto read = log->Read(next, 1 << 20);
+      RUNNEL_CHECK(read.ok() && read->next_offset > next);
+      bytes += static_cast<int64_t>(read->bytes.size());
+      next = read->next_offset;
+    }
+  }
+  double cpu = ProcessCpuSeconds() - cpu_before;
+  state.SetBytesProcessed(bytes);
+  state.counters["proc_cpu_s_per_GB"] = cpu / (static_cast<double>(bytes) / 1e9);
+  RUNNEL_CHECK(log->Close().ok());
+  log.reset();
+  std::filesystem::remove_all(dir);
+}
+
+void RegisterAll() {
+  struct Size {
+    int64_t batch;
+    int64_t nosync_iters, durable_iters, durable8_iters;
+  };
+  const Size sizes[] = {
+      {16 << 10, 16384, 1024, 256},  // 256 MiB, 16 MiB, 8 x 4 MiB
+      {64 << 10, 4096, 512, 128},    // 256 MiB, 32 MiB, 8 x 8 MiB
+      {1 << 20, 256, 128, 32},       // 256 MiB, 128 MiB, 8 x 32 MiB
+  };
+  for (int64_t record : {100, 1024}) {
+    for (const Size& s : sizes) {
+      benchmark::RegisterBenchmark("LogAppend/nosync", BM_LogAppend, Mode::kNoSync)
+          ->Args({record, s.batch})
+          ->Iterations(s.nosync_iters)
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark("LogAppend/durable", BM_LogAppend, Mode::kDurable)
+          ->Args({record, s.batch})
+          ->Iterations(s.durable_iters)
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark("LogAppend/durable8", BM_LogAppend, Mode::kDurable)
+          ->Args({record, s.batch})
+          ->Iterations(s.durable8_iters)
+          ->Threads(8)
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
+    }
+    benchmark::RegisterBenchmark("LogRead/sequential", BM_LogRead)
+        ->Arg(record)
+        ->Iterations(3)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+}
+
+}  // namespace
+}  // namespace runnel::log
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  runnel::log::RegisterAll();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  std::filesystem::remove_all(absl::StrCat(runnel::log::BenchDir(), "/log-", getpid()));
+  return 0;
+}

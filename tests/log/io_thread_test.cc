@@ -1,0 +1,277 @@
+#include "log/io_thread.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <latch>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "common/unique_fd.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/status_matchers.h"
+
+namespace runnel::log {
+namespace {
+
+using ::runnel::testing::IsOk;
+using ::runnel::testing::StatusIs;
+
+IoThreadOptions WithRingEntries(unsigned entries) {
+  IoThreadOptions options;
+  options.ring_entries = entries;
+  return options;
+}
+
+class IoThreadTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<IoThread> StartIo(IoThreadOptions options = {}) {
+    auto io = IoThread::Start(std::move(options));
+    EXPECT_THAT(io, IsOk());
+    return io.ok() ? std::move(io).value() : nullptr;
+  }
+
+  UniqueFd OpenRw(const std::string& name) {
+    UniqueFd fd(::open(dir_.Sub(name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    EXPECT_TRUE(fd.valid());
+    return fd;
+  }
+
+  runnel::testing::ScopedTempDir dir_;
+};
+
+TEST_F(IoThreadTest, WriteAndReadRoundTripAtPositions) {
+  auto io = StartIo();
+  ASSERT_NE(io, nullptr);
+  UniqueFd fd = OpenRw("f");
+  std::string a = "hello", b(10000, 'x');
+  RUNNEL_ASSERT_OK(io->WriteSync(fd.get(), a.data(), a.size(), 0));
+  RUNNEL_ASSERT_OK(io->WriteSync(fd.get(), b.data(), b.size(), 4096));
+
+  std::string got(a.size(), '\0');
+  auto n = io->ReadSync(fd.get(), got.data(), got.size(), 0);
+  ASSERT_THAT(n, IsOk());
+  EXPECT_EQ(*n, a.size());
+  EXPECT_EQ(got, a);
+  std::string got_b(b.size(), '\0');
+  n = io->ReadSync(fd.get(), got_b.data(), got_b.size(), 4096);
+  ASSERT_THAT(n, IsOk());
+  EXPECT_EQ(*n, b.size());
+  EXPECT_EQ(got_b, b);
+  // The gap between the two writes reads back as zeros.
+  char gap[16];
+  n = io->ReadSync(fd.get(), gap, sizeof(gap), 100);
+  ASSERT_THAT(n, IsOk());
+  EXPECT_EQ(std::string(gap, sizeof(gap)), std::string(sizeof(gap), '\0'));
+
+  IoThreadStats stats = io->Stats();
+  EXPECT_EQ(stats.write_requests, 2u);
+  EXPECT_EQ(stats.bytes_written, a.size() + b.size());
+  EXPECT_EQ(stats.read_requests, 3u);
+  RUNNEL_EXPECT_OK(io->Stop());
+}
+
+TEST_F(IoThreadTest, ReadPastEndOfFileReturnsFewerBytes) {
+  auto io = StartIo();
+  ASSERT_NE(io, nullptr);
+  UniqueFd fd = OpenRw("f");
+  std::string data(1000, 'q');
+  RUNNEL_ASSERT_OK(io->WriteSync(fd.get(), data.data(), data.size(), 0));
+  std::string buf(4096, '\0');
+  auto n = io->ReadSync(fd.get(), buf.data(), buf.size(), 900);
+  ASSERT_THAT(n, IsOk());
+  EXPECT_EQ(*n, 100u);
+  n = io->ReadSync(fd.get(), buf.data(), buf.size(), 5000);
+  ASSERT_THAT(n, IsOk());
+  EXPECT_EQ(*n, 0u);
+}
+
+TEST_F(IoThreadTest, WriteToReadOnlyFdReturnsErrorNotCrash) {
+  auto io = StartIo();
+  ASSERT_NE(io, nullptr);
+  { UniqueFd create = OpenRw("ro"); }
+  UniqueFd fd(::open(dir_.Sub("ro").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid());
+  std::string data = "nope";
+  absl::Status status = io->WriteSync(fd.get(), data.data(), data.size(), 0);
+  // EBADF maps to kFailedPrecondition; the message names fd and position.
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("pos=0"));
+  // The thread keeps working after an error.
+  UniqueFd rw = OpenRw("rw");
+  RUNNEL_EXPECT_OK(io->WriteSync(rw.get(), data.data(), data.size(), 0));
+}
+
+TEST_F(IoThreadTest, FsyncRequestsWhileOneIsInFlightJoinOneFollowUp) {
+  constexpr int kJoiners = 7;
+  IoThread* io_ptr = nullptr;
+  int fd_for_hook = -1;
+  std::atomic<int> joined_ok{0};
+  std::latch all_done(kJoiners + 1);
+  bool first = true;
+  IoThreadOptions options;
+  // Runs on the I/O thread while the first fsync still counts as in flight:
+  // every request made here must wait for (and share) one follow-up fsync.
+  options.on_fsync_reaped_for_test = [&](int fd) {
+    if (!first) return;
+    first = false;
+    for (int i = 0; i < kJoiners; ++i) {
+      io_ptr->Fsync(fd_for_hook, [&](absl::Status s) {
+        if (s.ok()) joined_ok.fetch_add(1);
+        all_done.count_down();
+      });
+    }
+  };
+  auto io = StartIo(std::move(options));
+  ASSERT_NE(io, nullptr);
+  io_ptr = io.get();
+  UniqueFd fd = OpenRw("f");
+  fd_for_hook = fd.get();
+  std::string data(8192, 'd');
+  RUNNEL_ASSERT_OK(io->WriteSync(fd.get(), data.data(), data.size(), 0));
+
+  absl::Status first_status = absl::UnknownError("not run");
+  io->Fsync(fd.get(), [&](absl::Status s) {
+    first_status = s;
+    all_done.count_down();
+  });
+  all_done.wait();
+  RUNNEL_EXPECT_OK(first_status);
+  EXPECT_EQ(joined_ok.load(), kJoiners);
+  IoThreadStats stats = io->Stats();
+  EXPECT_EQ(stats.fsync_requests, static_cast<uint64_t>(kJoiners + 1));
+  EXPECT_EQ(stats.fsyncs_issued, 2u);  // the first one + ONE follow-up
+  uint64_t histogram_total = 0;
+  for (uint64_t c : stats.fsync_latency_buckets) histogram_total += c;
+  EXPECT_EQ(histogram_total, 2u);
+  EXPECT_EQ(io->RecentFsyncLatenciesUs().size(), 2u);
+}
+
+TEST_F(IoThreadTest, FsyncsPendingTogetherShareSubmitAndPerFdFsync) {
+  auto io = StartIo();
+  ASSERT_NE(io, nullptr);
+  std::vector<UniqueFd> fds;
+  for (int i = 0; i < 3; ++i) fds.push_back(OpenRw("f" + std::to_string(i)));
+  std::latch done(3 * 4);
+  std::atomic<int> ok{0};
+  // A completed write means the thread has submitted everything it had
+  // (including its eventfd read) and now sleeps: the counters are quiet.
+  RUNNEL_ASSERT_OK(io->WriteSync(fds[0].get(), "w", 1, 0));
+  IoThreadStats before = io->Stats();
+  // A posted closure runs on the I/O thread: all twelve requests are pending
+  // at the same moment, before anything is submitted.
+  io->Post([&] {
+    for (auto& fd : fds) {
+      for (int j = 0; j < 4; ++j) {
+        io->Fsync(fd.get(), [&](absl::Status s) {
+          if (s.ok()) ok.fetch_add(1);
+          done.count_down();
+        });
+      }
+    }
+  });
+  done.wait();
+  IoThreadStats after = io->Stats();
+  EXPECT_EQ(ok.load(), 12);
+  EXPECT_EQ(after.fsync_requests - before.fsync_requests, 12u);
+  EXPECT_EQ(after.fsyncs_issued - before.fsyncs_issued, 3u);  // one per fd
+  EXPECT_EQ(after.submits - before.submits, 1u);              // one io_uring_submit
+}
+
+TEST_F(IoThreadTest, StopDrainsQueuedAndInFlightRequests) {
+  auto io = StartIo(WithRingEntries(8));
+  ASSERT_NE(io, nullptr);
+  UniqueFd fd = OpenRw("f");
+  constexpr int kWrites = 200;
+  std::vector<std::string> chunks;
+  for (int i = 0; i < kWrites; ++i) chunks.push_back(std::string(100, 'a' + i % 26));
+  std::atomic<int> ok{0};
+  for (int i = 0; i < kWrites; ++i) {
+    io->Write(fd.get(), chunks[i].data(), chunks[i].size(), i * 100,
+              [&](absl::Status s) { ok.fetch_add(s.ok() ? 1 : 0); });
+  }
+  std::atomic<bool> fsynced{false};
+  io->Fsync(fd.get(), [&](absl::Status s) { fsynced = s.ok(); });
+  RUNNEL_ASSERT_OK(io->Stop());
+  EXPECT_EQ(ok.load(), kWrites);
+  EXPECT_TRUE(fsynced.load());
+  RUNNEL_EXPECT_OK(io->Stop());  // idempotent
+
+  std::string expected;
+  for (auto& c : chunks) expected += c;
+  std::string got(expected.size(), '\0');
+  ASSERT_EQ(::pread(fd.get(), got.data(), got.size(), 0),
+            static_cast<ssize_t>(got.size()));
+  EXPECT_EQ(got, expected);
+
+  // After Stop, requests fail at once on the calling thread.
+  absl::Status late;
+  io->Write(fd.get(), "x", 1, 0, [&](absl::Status s) { late = s; });
+  EXPECT_THAT(late, StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST_F(IoThreadTest, RequestsFromManyThreadsAllComplete) {
+  auto io = StartIo(WithRingEntries(16));
+  ASSERT_NE(io, nullptr);
+  constexpr int kThreads = 4, kPerThread = 300;
+  std::vector<UniqueFd> fds;
+  for (int t = 0; t < kThreads; ++t) fds.push_back(OpenRw("t" + std::to_string(t)));
+  std::latch done(kThreads * kPerThread);
+  std::atomic<int> ok{0};
+  std::string block(64, 'z');
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto cb = [&](absl::Status s) {
+          ok.fetch_add(s.ok() ? 1 : 0);
+          done.count_down();
+        };
+        if (i % 10 == 9) {
+          io->Fsync(fds[t].get(), cb);
+        } else {
+          io->Write(fds[t].get(), block.data(), block.size(), i * 64, cb);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  done.wait();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  IoThreadStats stats = io->Stats();
+  EXPECT_EQ(stats.fsync_requests, static_cast<uint64_t>(kThreads * kPerThread / 10));
+  EXPECT_LE(stats.fsyncs_issued, stats.fsync_requests);
+}
+
+TEST_F(IoThreadTest, SqpollRingServesRequestsWhenAvailable) {
+  IoThreadOptions options;
+  options.sqpoll = true;
+  auto io = IoThread::Start(std::move(options));
+  if (!io.ok()) {
+    GTEST_SKIP() << "SQPOLL not permitted here: " << io.status();
+  }
+  UniqueFd fd = OpenRw("sq");
+  std::string data(5000, 'p');
+  RUNNEL_ASSERT_OK((*io)->WriteSync(fd.get(), data.data(), data.size(), 0));
+  RUNNEL_ASSERT_OK((*io)->FsyncSync(fd.get()));
+  std::string got(data.size(), '\0');
+  auto n = (*io)->ReadSync(fd.get(), got.data(), got.size(), 0);
+  ASSERT_THAT(n, IsOk());
+  EXPECT_EQ(got, data);
+  RUNNEL_EXPECT_OK((*io)->Stop());
+}
+
+TEST_F(IoThreadTest, EmptyWriteSucceeds) {
+  auto io = StartIo();
+  ASSERT_NE(io, nullptr);
+  UniqueFd fd = OpenRw("empty");
+  RUNNEL_EXPECT_OK(io->WriteSync(fd.get(), "", 0, 0));
+}
+
+}  // namespace
+}  // namespace runnel::log
