@@ -1,0 +1,815 @@
+#include "log/partition_log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+#include "common/check.h"
+#include "common/endian.h"
+#include "common/status_macros.h"
+#include "common/unique_fd.h"
+#include "log/checkpoint_file.h"
+#include "log/io_thread.h"
+#include "log/record_batch.h"
+#include "log/segment.h"
+
+namespace runnel::log {
+namespace {
+
+constexpr char kLogStartOffsetFile[] = "log-start-offset";
+// Batches already on disk were accepted under some max.message.bytes that may
+// have been larger than today's: recovery only guards against absurd sizes.
+constexpr size_t kMaxStoredBatchBytes = size_t{1} << 31;
+
+absl::Status FsyncDir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid() || fsync(fd.get()) != 0) {
+    return absl::InternalError(
+        absl::StrCat(dir, ": fsync directory: ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+SegmentOptions MakeSegmentOptions(const PartitionLogOptions& options,
+                                  const LogConfig& config) {
+  SegmentOptions s;
+  s.io = options.io;
+  s.index_interval_bytes = config.index_interval_bytes;
+  s.index_bytes = config.segment_index_bytes;
+  s.direct_io = config.direct_io;
+  return s;
+}
+
+// Wire-side problems with a producer's or leader's batches are the caller's
+// fault: always kInvalidArgument (a truncated request is kOutOfRange from
+// Parse).
+absl::Status AsInvalidArgument(const absl::Status& status) {
+  if (status.ok() || status.code() == absl::StatusCode::kInvalidArgument) {
+    return status;
+  }
+  return absl::InvalidArgumentError(status.message());
+}
+
+}  // namespace
+
+absl::Status LogConfig::Validate() const {
+  auto bad = [](std::string_view field, int64_t value) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid ", std::string(field), ": ", value));
+  };
+  if (segment_bytes < 14 ||
+      segment_bytes > std::numeric_limits<int32_t>::max()) {
+    return bad("segment.bytes", segment_bytes);
+  }
+  if (segment_ms < 1) return bad("segment.ms", segment_ms);
+  if (retention_ms < -1) return bad("retention.ms", retention_ms);
+  if (retention_bytes < -1) return bad("retention.bytes", retention_bytes);
+  if (index_interval_bytes < 0) {
+    return bad("index.interval.bytes", index_interval_bytes);
+  }
+  if (segment_index_bytes < 4 * kTimeIndexEntrySize ||
+      segment_index_bytes > std::numeric_limits<int32_t>::max()) {
+    return bad("segment.index.bytes", segment_index_bytes);
+  }
+  if (max_message_bytes < static_cast<int32_t>(kBatchHeaderSize)) {
+    return bad("max.message.bytes", max_message_bytes);
+  }
+  if (cleanup_policy != "delete" && cleanup_policy != "compact" &&
+      cleanup_policy != "compact,delete" &&
+      cleanup_policy != "delete,compact") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid cleanup.policy: ", cleanup_policy));
+  }
+  return absl::OkStatus();
+}
+
+PartitionLog::PartitionLog(PartitionLogOptions options)
+    : options_(std::move(options)), config_(options_.config) {}
+
+PartitionLog::~PartitionLog() = default;
+
+absl::StatusOr<std::unique_ptr<PartitionLog>> PartitionLog::Open(
+    PartitionLogOptions options) {
+  if (options.io == nullptr || options.clock == nullptr ||
+      options.dir.empty() || options.topic.empty() || options.partition < 0) {
+    return absl::InvalidArgumentError(
+        "PartitionLogOptions needs dir, topic, partition >= 0, io and clock");
+  }
+  RUNNEL_RETURN_IF_ERROR(options.config.Validate());
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat(options.dir, ": create directory: ", ec.message()));
+  }
+  std::unique_ptr<PartitionLog> log(new PartitionLog(std::move(options)));
+  absl::MutexLock lock(&log->mu_);
+  RUNNEL_RETURN_IF_ERROR(log->RecoverLocked());
+  return log;
+}
+
+absl::Status PartitionLog::RecoverLocked() {
+  const std::string& dir = options_.dir;
+  RUNNEL_ASSIGN_OR_RETURN(
+      epochs_, LeaderEpochCache::Open(dir + "/" + kLeaderEpochCheckpointFile));
+
+  Offset checkpoint_start = 0;
+  auto entries = CheckpointFile(dir + "/" + kLogStartOffsetFile).Read();
+  if (entries.ok()) {
+    for (const CheckpointEntry& e : *entries) {
+      if (e.topic == options_.topic && e.partition == options_.partition) {
+        checkpoint_start = e.offset;
+      }
+    }
+  } else if (entries.status().code() != absl::StatusCode::kNotFound) {
+    return entries.status();
+  }
+
+  // Find the segments; index files without a .log are leftovers of a
+  // deletion interrupted by a crash.
+  std::vector<Offset> bases;
+  std::vector<std::string> orphans;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::string name = entry.path().filename().string();
+    Offset base = 0;
+    if (ParseSegmentFileName(name, kLogFileSuffix, &base)) {
+      bases.push_back(base);
+    } else if (ParseSegmentFileName(name, kIndexFileSuffix, &base) ||
+               ParseSegmentFileName(name, kTimeIndexFileSuffix, &base)) {
+      if (!std::filesystem::exists(
+              SegmentFilePath(dir, base, kLogFileSuffix))) {
+        orphans.push_back(entry.path().string());
+      }
+    }
+  }
+  for (const std::string& path : orphans) ::unlink(path.c_str());
+  std::sort(bases.begin(), bases.end());
+
+  const SegmentOptions seg_options = MakeSegmentOptions(options_, config_);
+  if (bases.empty()) {
+    RUNNEL_ASSIGN_OR_RETURN(
+        auto segment, Segment::Create(dir, checkpoint_start, seg_options));
+    segments_[checkpoint_start] = std::move(segment);
+    RUNNEL_RETURN_IF_ERROR(FsyncDir(dir));
+  } else {
+    for (Offset base : bases) {
+      RUNNEL_ASSIGN_OR_RETURN(auto segment,
+                              Segment::OpenClosed(dir, base, seg_options));
+      segments_[base] = std::move(segment);
+    }
+    // A closed segment ends where the next one starts.
+    for (auto it = segments_.begin(); std::next(it) != segments_.end(); ++it) {
+      it->second->set_next_offset(std::next(it)->first);
+    }
+
+    // Where scanning starts: the last segment for a clean shutdown (tail
+    // check only), else the segment holding the recovery point.
+    auto start = std::prev(segments_.end());
+    if (!options_.clean_shutdown) {
+      start = segments_.upper_bound(options_.recovery_point);
+      if (start != segments_.begin()) --start;
+    }
+    int32_t prev_epoch = -1;
+    for (auto it = start; it != segments_.end(); ++it) {
+      Segment* segment = it->second.get();
+      const bool last = std::next(it) == segments_.end();
+      if (it != start && std::prev(it)->second->next_offset() != it->first) {
+        recovery_problems_.push_back(absl::DataLossError(absl::StrCat(
+            segment->log_path(), ": segment starts at offset ", it->first,
+            " but the previous one ends at ",
+            std::prev(it)->second->next_offset(), " (position 0)")));
+        segments_.erase(it, segments_.end());
+        break;
+      }
+      absl::StatusOr<SegmentRecovery> recovery;
+      if (options_.clean_shutdown) {
+        recovery = segment->LoadTail(kMaxStoredBatchBytes, prev_epoch);
+      } else {
+        std::vector<EpochEntry> seen;
+        recovery = segment->Recover(
+            kMaxStoredBatchBytes, prev_epoch, [&seen](const BatchInfo& b) {
+              if (b.leader_epoch >= 0 &&
+                  (seen.empty() || seen.back().epoch != b.leader_epoch)) {
+                seen.push_back({b.leader_epoch, b.base_offset});
+              }
+            });
+        // Like Kafka's LogSegment.recover: an epoch newer than the cache's
+        // latest is assigned where it first appears, repairing a lost or
+        // stale checkpoint.
+        for (const EpochEntry& e : seen) {
+          if (e.epoch > epochs_->latest_epoch()) {
+            RUNNEL_RETURN_IF_ERROR(epochs_->Assign(e.epoch, e.start_offset));
+          }
+        }
+      }
+      RUNNEL_RETURN_IF_ERROR(recovery.status());
+      prev_epoch = recovery->last_epoch;
+      absl::Status problem = recovery->problem;
+      if (problem.ok() && recovery->torn_tail && !last) {
+        problem = absl::DataLossError(absl::StrCat(
+            segment->log_path(), ": torn batch at position ",
+            recovery->valid_bytes, " in a segment that is not the last"));
+      }
+      if (!problem.ok()) {
+        // Data loss: never serve anything at or after the bad batch, so
+        // the log ends there; later segments go.
+        recovery_problems_.push_back(problem);
+        for (auto later = std::next(it); later != segments_.end(); ++later) {
+          RUNNEL_RETURN_IF_ERROR(later->second->DeleteFiles());
+        }
+        segments_.erase(std::next(it), segments_.end());
+        RUNNEL_RETURN_IF_ERROR(FsyncDir(dir));
+        break;
+      }
+    }
+    // An empty segment can only be the last one; drop empty leftovers in
+    // front of it (a crash right after a roll leaves at most one).
+    RUNNEL_RETURN_IF_ERROR(active()->Activate());
+  }
+  log_end_offset_.store(active()->next_offset(), std::memory_order_release);
+  Offset start_offset = std::max(checkpoint_start, segments_.begin()->first);
+  start_offset = std::min(start_offset, log_end_offset_.load());
+  log_start_offset_.store(start_offset, std::memory_order_release);
+  RUNNEL_RETURN_IF_ERROR(epochs_->TruncateFromEnd(log_end_offset_.load()));
+  RUNNEL_RETURN_IF_ERROR(epochs_->TruncateFromStart(start_offset));
+  // Recovery synced every scanned segment and clean shutdown synced all:
+  // everything that is left is durable.
+  MarkDurable(log_end_offset_.load(), /*bump_generation=*/true);
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::CheckOpenLocked() const {
+  if (closed_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(options_.dir, ": partition log is closed"));
+  }
+  return absl::OkStatus();
+}
+
+void PartitionLog::MarkDurable(Offset offset, bool bump_generation) {
+  absl::MutexLock lock(&durable_->mu);
+  if (bump_generation) {
+    ++durable_->generation;
+    durable_->durable_offset = offset;
+  } else {
+    durable_->durable_offset = std::max(durable_->durable_offset, offset);
+  }
+}
+
+absl::StatusOr<PartitionLog::AppendResult> PartitionLog::Append(
+    std::string batches, int32_t leader_epoch) {
+  absl::MutexLock lock(&mu_);
+  RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
+  if (leader_epoch < epochs_->latest_epoch()) {
+    return absl::AbortedError(absl::StrCat(
+        options_.dir, ": leader epoch ", leader_epoch,
+        " is older than the latest epoch ", epochs_->latest_epoch()));
+  }
+  return AppendLocked(std::move(batches), /*assign_offsets=*/true,
+                      leader_epoch);
+}
+
+absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendReplicated(
+    std::string batches) {
+  absl::MutexLock lock(&mu_);
+  RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
+  return AppendLocked(std::move(batches), /*assign_offsets=*/false, -1);
+}
+
+absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendLocked(
+    std::string batches, bool assign_offsets, int32_t leader_epoch) {
+  // 1. Frame and validate everything before touching the log.
+  auto split = SplitBatches(batches, BatchSource::kWire);
+  if (!split.ok()) return AsInvalidArgument(split.status());
+  if (split->empty()) {
+    return absl::InvalidArgumentError("append without record batches");
+  }
+  ValidateOptions validate{
+      .source = BatchSource::kWire,
+      .max_batch_bytes = static_cast<size_t>(config_.max_message_bytes)};
+  std::vector<BatchInfo> infos;
+  infos.reserve(split->size());
+  const Offset log_end = log_end_offset_.load(std::memory_order_relaxed);
+  Offset next = log_end;
+  int32_t epoch = epochs_->latest_epoch();
+  for (const RecordBatchView& view : *split) {
+    RUNNEL_RETURN_IF_ERROR(
+        AsInvalidArgument(ValidateBatch(view.bytes(), validate)));
+    BatchInfo info;
+    info.position = view.bytes().data() - batches.data();
+    info.size_bytes = static_cast<int64_t>(view.size_bytes());
+    if (assign_offsets) {
+      info.base_offset = next;
+      info.leader_epoch = leader_epoch;
+    } else {
+      info.base_offset = view.base_offset();
+      info.leader_epoch = view.partition_leader_epoch();
+      if (info.base_offset != next) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            options_.dir, ": replicated batch at offset ", info.base_offset,
+            " does not continue the log at ", next));
+      }
+      if (info.leader_epoch < epoch) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            options_.dir, ": replicated batch at offset ", info.base_offset,
+            " has leader epoch ", info.leader_epoch, " below ", epoch));
+      }
+      epoch = std::max(epoch, info.leader_epoch);
+    }
+    info.last_offset = info.base_offset + view.last_offset_delta();
+    info.max_timestamp = view.max_timestamp();
+    next = info.last_offset + 1;
+    infos.push_back(info);
+  }
+
+  // 2. Rewrite the headers the leader owns (outside the CRC, except the
+  // LogAppendTime stamp which recomputes it).
+  const int64_t now_ms = options_.clock->NowMs();
+  const bool log_append_time =
+      assign_offsets &&
+      config_.message_timestamp_type == TimestampType::kLogAppendTime;
+  for (BatchInfo& info : infos) {
+    char* p = batches.data() + info.position;
+    if (assign_offsets) {
+      SetBaseOffset(p, info.base_offset);
+      SetPartitionLeaderEpoch(p, leader_epoch);
+      if (log_append_time) {
+        StampLogAppendTime(p, static_cast<size_t>(info.size_bytes), now_ms);
+        info.max_timestamp = now_ms;
+      }
+    }
+  }
+
+  // 3. Roll if needed, record new epochs, append. A writer that failed
+  // (disk full, I/O error) stays failed: refuse instead of losing data.
+  RUNNEL_RETURN_IF_ERROR(active()->writer_status());
+  RUNNEL_RETURN_IF_ERROR(MaybeRollLocked(static_cast<int64_t>(batches.size()),
+                                         infos.back().last_offset, now_ms));
+  for (const BatchInfo& info : infos) {
+    RUNNEL_RETURN_IF_ERROR(
+        epochs_->Assign(info.leader_epoch, info.base_offset));
+  }
+  Segment* segment = active();
+  AppendResult result;
+  result.base_offset = infos.front().base_offset;
+  result.last_offset = infos.back().last_offset;
+  result.log_append_time_ms = log_append_time ? now_ms : -1;
+  for (const BatchInfo& info : infos) {
+    std::string_view bytes(batches.data() + info.position,
+                           static_cast<size_t>(info.size_bytes));
+    FilePos position = segment->Append(bytes, info, now_ms);
+    if (&info == &infos.front()) result.position = position;
+    result.max_timestamp = std::max(result.max_timestamp, info.max_timestamp);
+  }
+  // Start the write now so readers and followers do not wait for a full
+  // buffer; the callback has nothing to do (errors are sticky in the writer
+  // and reach every later Sync and Flush).
+  segment->Flush([](absl::Status) {});
+  log_end_offset_.store(next, std::memory_order_release);
+  return result;
+}
+
+absl::Status PartitionLog::MaybeRollLocked(int64_t incoming_bytes,
+                                           Offset last_offset, int64_t now_ms) {
+  Segment* segment = active();
+  if (segment->empty()) return absl::OkStatus();
+  const bool full = segment->size() + incoming_bytes > config_.segment_bytes;
+  const bool old = segment->rolling_base_ms() >= 0 &&
+                   now_ms - segment->rolling_base_ms() > config_.segment_ms;
+  const bool index_full = segment->IndexFull();
+  const bool offset_overflow =
+      last_offset - segment->base_offset() >
+      static_cast<Offset>(std::numeric_limits<int32_t>::max());
+  if (full || old || index_full || offset_overflow) return RollLocked();
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::RollLocked() {
+  Segment* old = active();
+  const Offset next = log_end_offset_.load(std::memory_order_relaxed);
+  // Closing syncs the old segment: offsets in the new one can only become
+  // durable after everything before them is.
+  RUNNEL_RETURN_IF_ERROR(old->CloseWriter());
+  MarkDurable(next, /*bump_generation=*/false);
+  RUNNEL_ASSIGN_OR_RETURN(
+      auto segment, Segment::Create(options_.dir, next,
+                                    MakeSegmentOptions(options_, config_)));
+  segments_[next] = std::move(segment);
+  // The new file's name is durable only once the directory is.
+  return FsyncDir(options_.dir);
+}
+
+absl::Status PartitionLog::Roll() {
+  absl::MutexLock lock(&mu_);
+  RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
+  if (active()->empty()) return absl::OkStatus();
+  return RollLocked();
+}
+
+void PartitionLog::WhenDurable(Offset offset,
+                               std::function<void(absl::Status)> done) {
+  {
+    bool durable;
+    {
+      absl::MutexLock lock(&durable_->mu);
+      durable = offset < durable_->durable_offset;
+    }
+    if (durable) {
+      done(absl::OkStatus());
+      return;
+    }
+  }
+  absl::Status error;
+  {
+    absl::MutexLock lock(&mu_);
+    error = CheckOpenLocked();
+    const Offset log_end = log_end_offset_.load(std::memory_order_relaxed);
+    if (error.ok() && offset >= log_end) {
+      error = absl::OutOfRangeError(
+          absl::StrCat(options_.dir, ": offset ", offset,
+                       " is not below the log end ", log_end));
+    }
+    if (error.ok()) {
+      uint64_t generation;
+      {
+        absl::MutexLock durable_lock(&durable_->mu);
+        generation = durable_->generation;
+        if (offset < durable_->durable_offset) generation = UINT64_MAX;
+      }
+      if (generation != UINT64_MAX) {
+        // Everything appended so far (log_end) is covered by this sync.
+        active()->Sync([state = durable_, generation, log_end,
+                        done = std::move(done)](absl::Status status) {
+          if (status.ok()) {
+            absl::MutexLock durable_lock(&state->mu);
+            if (state->generation == generation) {
+              state->durable_offset = std::max(state->durable_offset, log_end);
+            }
+          }
+          done(status);
+        });
+        return;
+      }
+    }
+  }
+  done(error);
+}
+
+std::future<absl::Status> PartitionLog::DurableFuture(Offset offset) {
+  auto promise = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> future = promise->get_future();
+  WhenDurable(offset,
+              [promise](absl::Status status) { promise->set_value(status); });
+  return future;
+}
+
+absl::Status PartitionLog::Flush() {
+  Offset target;
+  {
+    absl::MutexLock lock(&mu_);
+    RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
+    target = log_end_offset_.load(std::memory_order_relaxed) - 1;
+  }
+  // An empty log (target below everything) is durable at once.
+  return DurableFuture(target).get();
+}
+
+absl::Status PartitionLog::WaitWrittenLocked() {
+  Segment* segment = active();
+  if (segment->written_pos() >= segment->size()) return absl::OkStatus();
+  auto promise = std::make_shared<std::promise<absl::Status>>();
+  std::future<absl::Status> future = promise->get_future();
+  segment->Flush(
+      [promise](absl::Status status) { promise->set_value(status); });
+  // Safe to wait with mu_ held: the I/O thread never takes mu_.
+  return future.get();
+}
+
+absl::StatusOr<PartitionLog::ReadResult> PartitionLog::Read(Offset offset,
+                                                            size_t max_bytes,
+                                                            Offset max_offset) {
+  std::shared_ptr<Segment> segment;
+  FilePos end = 0;
+  ReadResult result;
+  {
+    absl::MutexLock lock(&mu_);
+    RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
+    result.log_start_offset = log_start_offset_.load(std::memory_order_relaxed);
+    result.log_end_offset = log_end_offset_.load(std::memory_order_relaxed);
+    result.first_offset = offset;
+    result.next_offset = offset;
+    if (offset < result.log_start_offset || offset > result.log_end_offset) {
+      return absl::OutOfRangeError(absl::StrCat(
+          options_.dir, ": offset ", offset, " is outside [",
+          result.log_start_offset, ", ", result.log_end_offset, "]"));
+    }
+    if (offset == result.log_end_offset) return result;
+    auto it = std::prev(segments_.upper_bound(offset));
+    segment = it->second;
+    end = segment->size();
+    if (segment.get() == active()) RUNNEL_RETURN_IF_ERROR(WaitWrittenLocked());
+  }
+  RUNNEL_ASSIGN_OR_RETURN(FilePos position, segment->FindBatch(offset, end));
+  if (position >= end) return result;
+  // One read of up to max_bytes, then keep the whole batches inside it; the
+  // first batch is returned whole even when it is larger (Kafka).
+  size_t want = static_cast<size_t>(
+      std::min<FilePos>(std::max(max_bytes, kBatchHeaderSize), end - position));
+  RUNNEL_ASSIGN_OR_RETURN(std::string data, segment->Read(position, want));
+  size_t used = 0;
+  Offset first = kNoOffset;
+  Offset last = kNoOffset;
+  while (used + kBatchHeaderSize <= data.size()) {
+    const char* p = data.data() + used;
+    Offset base = static_cast<Offset>(LoadBe64(p + kBaseOffsetPos));
+    size_t size = kBatchLogOverhead + LoadBe32(p + kBatchLengthPos);
+    Offset batch_last =
+        base + static_cast<int32_t>(LoadBe32(p + kLastOffsetDeltaPos));
+    if (batch_last >= max_offset) break;
+    if (used + size > data.size()) {
+      if (used == 0) {
+        RUNNEL_ASSIGN_OR_RETURN(data, segment->Read(position, size));
+        if (data.size() < size) {
+          return absl::DataLossError(absl::StrCat(
+              segment->log_path(), ": batch cut at position ", position));
+        }
+        used = size;
+        first = base;
+        last = batch_last;
+      }
+      break;
+    }
+    if (first == kNoOffset) first = base;
+    last = batch_last;
+    used += size;
+  }
+  data.resize(used);
+  result.bytes = std::move(data);
+  if (used > 0) {
+    result.first_offset = first;
+    result.next_offset = last + 1;
+  }
+  return result;
+}
+
+absl::StatusOr<Offset> PartitionLog::OffsetForTimestamp(int64_t timestamp_ms) {
+  std::vector<std::pair<std::shared_ptr<Segment>, FilePos>> snapshot;
+  Offset start;
+  {
+    absl::MutexLock lock(&mu_);
+    RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
+    RUNNEL_RETURN_IF_ERROR(WaitWrittenLocked());
+    start = log_start_offset_.load(std::memory_order_relaxed);
+    for (const auto& [base, segment] : segments_) {
+      if (segment->next_offset() <= start) continue;
+      snapshot.emplace_back(segment, segment->size());
+    }
+  }
+  for (const auto& [segment, end] : snapshot) {
+    RUNNEL_ASSIGN_OR_RETURN(Offset found, segment->FindOffsetForTimestamp(
+                                              timestamp_ms, start, end));
+    if (found != kNoOffset) return found;
+  }
+  return kNoOffset;
+}
+
+absl::Status PartitionLog::TruncateTo(Offset offset) {
+  absl::MutexLock lock(&mu_);
+  RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
+  if (offset >= log_end_offset_.load(std::memory_order_relaxed)) {
+    return absl::OkStatus();
+  }
+  if (offset < log_start_offset_.load(std::memory_order_relaxed) ||
+      offset < segments_.begin()->first) {
+    return TruncateFullyAndStartAtLocked(offset);
+  }
+  // Later segments go whole.
+  auto target = std::prev(segments_.upper_bound(offset));
+  while (std::next(target) != segments_.end()) {
+    auto last = std::prev(segments_.end());
+    RUNNEL_RETURN_IF_ERROR(last->second->CloseWriter());
+    RUNNEL_RETURN_IF_ERROR(last->second->DeleteFiles());
+    segments_.erase(last);
+  }
+  Segment* segment = target->second.get();
+  if (segment->active()) RUNNEL_RETURN_IF_ERROR(WaitWrittenLocked());
+  RUNNEL_ASSIGN_OR_RETURN(FilePos position,
+                          segment->FindBatch(offset, segment->size()));
+  Offset new_end = segment->next_offset();
+  if (position < segment->size()) {
+    // The batch holding `offset` goes whole: batches are never split.
+    RUNNEL_RETURN_IF_ERROR(segment->ReadBatchInfos(position, segment->size(),
+                                                   [&](const BatchInfo& b) {
+                                                     new_end = b.base_offset;
+                                                     return false;
+                                                   }));
+  }
+  RUNNEL_RETURN_IF_ERROR(segment->TruncateTo(position, new_end));
+  RUNNEL_RETURN_IF_ERROR(segment->Activate());
+  RUNNEL_RETURN_IF_ERROR(FsyncDir(options_.dir));
+  log_end_offset_.store(new_end, std::memory_order_release);
+  RUNNEL_RETURN_IF_ERROR(epochs_->TruncateFromEnd(new_end));
+  if (new_end < log_start_offset_.load(std::memory_order_relaxed)) {
+    RUNNEL_RETURN_IF_ERROR(SetLogStartLocked(new_end));
+  }
+  // Every segment is closed (synced) or was just truncated and synced.
+  MarkDurable(new_end, /*bump_generation=*/true);
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::TruncateFullyAndStartAtLocked(Offset offset) {
+  for (auto& [base, segment] : segments_) {
+    RUNNEL_RETURN_IF_ERROR(segment->CloseWriter());
+    RUNNEL_RETURN_IF_ERROR(segment->DeleteFiles());
+  }
+  segments_.clear();
+  RUNNEL_ASSIGN_OR_RETURN(
+      auto segment, Segment::Create(options_.dir, offset,
+                                    MakeSegmentOptions(options_, config_)));
+  segments_[offset] = std::move(segment);
+  RUNNEL_RETURN_IF_ERROR(FsyncDir(options_.dir));
+  log_end_offset_.store(offset, std::memory_order_release);
+  RUNNEL_RETURN_IF_ERROR(epochs_->Clear());
+  RUNNEL_RETURN_IF_ERROR(SetLogStartLocked(offset));
+  MarkDurable(offset, /*bump_generation=*/true);
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::SetLogStartLocked(Offset offset) {
+  RUNNEL_RETURN_IF_ERROR(
+      CheckpointFile(options_.dir + "/" + kLogStartOffsetFile)
+          .Write({{options_.topic, options_.partition, offset}}));
+  log_start_offset_.store(offset, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::DeleteOldestSegmentLocked() {
+  RUNNEL_CHECK(segments_.size() > 1);
+  auto oldest = segments_.begin();
+  RUNNEL_RETURN_IF_ERROR(oldest->second->DeleteFiles());
+  segments_.erase(oldest);
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::DeleteRecordsBefore(Offset offset) {
+  absl::MutexLock lock(&mu_);
+  RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
+  const Offset log_end = log_end_offset_.load(std::memory_order_relaxed);
+  if (offset > log_end) {
+    return absl::OutOfRangeError(
+        absl::StrCat(options_.dir, ": cannot delete records before ", offset,
+                     ", past the log end ", log_end));
+  }
+  if (offset <= log_start_offset_.load(std::memory_order_relaxed)) {
+    return absl::OkStatus();
+  }
+  // Persist the new start first: after a crash the deleted segments must
+  // not come back as readable.
+  RUNNEL_RETURN_IF_ERROR(SetLogStartLocked(offset));
+  RUNNEL_RETURN_IF_ERROR(epochs_->TruncateFromStart(offset));
+  bool deleted = false;
+  while (segments_.size() > 1 &&
+         std::next(segments_.begin())->first <= offset) {
+    RUNNEL_RETURN_IF_ERROR(DeleteOldestSegmentLocked());
+    deleted = true;
+  }
+  return deleted ? FsyncDir(options_.dir) : absl::OkStatus();
+}
+
+absl::StatusOr<int> PartitionLog::ApplyRetention() {
+  absl::MutexLock lock(&mu_);
+  RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
+  if (config_.cleanup_policy == "compact") return 0;
+  const int64_t now_ms = options_.clock->NowMs();
+  int deleted = 0;
+  // By age (Kafka: the segment's largest timestamp), oldest first, stopping
+  // at the first segment that is young enough.
+  if (config_.retention_ms >= 0) {
+    while (segments_.size() > 1 &&
+           now_ms - segments_.begin()->second->max_timestamp() >
+               config_.retention_ms) {
+      RUNNEL_RETURN_IF_ERROR(DeleteOldestSegmentLocked());
+      ++deleted;
+    }
+  }
+  // By size: drop the oldest while what remains is still >= the limit.
+  if (config_.retention_bytes >= 0) {
+    int64_t total = 0;
+    for (const auto& [base, segment] : segments_) total += segment->size();
+    while (segments_.size() > 1 && total - segments_.begin()->second->size() >=
+                                       config_.retention_bytes) {
+      total -= segments_.begin()->second->size();
+      RUNNEL_RETURN_IF_ERROR(DeleteOldestSegmentLocked());
+      ++deleted;
+    }
+  }
+  if (deleted > 0) {
+    RUNNEL_RETURN_IF_ERROR(FsyncDir(options_.dir));
+    Offset first = segments_.begin()->first;
+    if (first > log_start_offset_.load(std::memory_order_relaxed)) {
+      RUNNEL_RETURN_IF_ERROR(SetLogStartLocked(first));
+      RUNNEL_RETURN_IF_ERROR(epochs_->TruncateFromStart(first));
+    }
+  }
+  return deleted;
+}
+
+void PartitionLog::SetConfig(const LogConfig& config) {
+  absl::MutexLock lock(&mu_);
+  config_ = config;
+}
+
+LogConfig PartitionLog::config() const {
+  absl::MutexLock lock(&mu_);
+  return config_;
+}
+
+absl::StatusOr<Offset> PartitionLog::EndOffsetForEpoch(int32_t epoch) {
+  EpochEndOffset answer = EndOffsetAndEpochFor(epoch);
+  if (answer.end_offset == kNoOffset) {
+    return absl::NotFoundError(
+        absl::StrCat(options_.dir, ": leader epoch ", epoch, " is unknown"));
+  }
+  return answer.end_offset;
+}
+
+EpochEndOffset PartitionLog::EndOffsetAndEpochFor(int32_t epoch) {
+  absl::MutexLock lock(&mu_);
+  if (epochs_ == nullptr) return {};
+  return epochs_->EndOffsetFor(epoch,
+                               log_end_offset_.load(std::memory_order_relaxed));
+}
+
+int32_t PartitionLog::latest_epoch() const {
+  absl::MutexLock lock(&mu_);
+  return epochs_ == nullptr ? -1 : epochs_->latest_epoch();
+}
+
+Offset PartitionLog::log_start_offset() const {
+  return log_start_offset_.load(std::memory_order_acquire);
+}
+
+Offset PartitionLog::log_end_offset() const {
+  return log_end_offset_.load(std::memory_order_acquire);
+}
+
+Offset PartitionLog::durable_offset() const {
+  absl::MutexLock lock(&durable_->mu);
+  return std::min(durable_->durable_offset, log_end_offset());
+}
+
+int64_t PartitionLog::size_bytes() const {
+  absl::MutexLock lock(&mu_);
+  int64_t total = 0;
+  for (const auto& [base, segment] : segments_) total += segment->size();
+  return total;
+}
+
+int PartitionLog::segment_count() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(segments_.size());
+}
+
+std::vector<Offset> PartitionLog::segment_base_offsets() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<Offset> bases;
+  for (const auto& [base, segment] : segments_) bases.push_back(base);
+  return bases;
+}
+
+absl::Status PartitionLog::Close() {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return close_status_;
+  closed_ = true;
+  for (auto& [base, segment] : segments_) {
+    absl::Status status = segment->CloseWriter();
+    if (close_status_.ok()) close_status_ = status;
+  }
+  if (close_status_.ok()) {
+    MarkDurable(log_end_offset_.load(std::memory_order_relaxed), false);
+  }
+  segments_.clear();
+  return close_status_;
+}
+
+absl::Status PartitionLog::DeleteFiles() {
+  // Closing flushes pointlessly, but leaves no writer racing the removal.
+  Close().IgnoreError();  // the files are removed anyway
+  std::error_code ec;
+  std::filesystem::remove_all(options_.dir, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat(options_.dir, ": remove: ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace runnel::log
