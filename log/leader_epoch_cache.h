@@ -3,7 +3,7 @@
 // The leader-epoch cache of one partition (Kafka's LeaderEpochFileCache,
 // KIP-101): which leader epoch started at which offset, persisted in
 // <partition-dir>/leader-epoch-checkpoint. Format:
-// docs/log-format.storage.md ("leader-epoch-checkpoint").
+// docs/log-format.md ("leader-epoch-checkpoint").
 
 #include <cstdint>
 #include <memory>

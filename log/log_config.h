@@ -20,7 +20,7 @@ struct LogConfig {
   // its own segment). Minimum 14 bytes (one empty batch header + 1).
   int64_t segment_bytes = int64_t{1} << 30;
   // segment.ms: the active segment rolls when it is older than this (age is
-  // measured from its first batch, see docs/log-format.storage.md).
+  // measured from its first batch, see docs/log-format.md).
   int64_t segment_ms = int64_t{7} * 24 * 3600 * 1000;
   // retention.ms: non-active segments whose largest timestamp is older than
   // this are deleted. -1 keeps them forever.

@@ -4,7 +4,7 @@
 // relative offset (u32 BE, offset - base offset) and .log position (u32 BE).
 // Kafka semantics: an entry (O, P) says the batch that starts at position P
 // has last offset O; entries are strictly increasing in both fields. Layout:
-// docs/log-format.storage.md (".index").
+// docs/log-format.md (".index").
 
 #include <cstdint>
 #include <memory>

@@ -4,7 +4,7 @@
 // of timestamp (i64 BE) and relative offset (u32 BE). Kafka semantics: an
 // entry (T, O) says the largest timestamp of the segment up to and including
 // offset O is T, first reached in the batch that contains O. Entries are
-// added only when T grows. Layout: docs/log-format.storage.md
+// added only when T grows. Layout: docs/log-format.md
 // (".timeindex").
 
 #include <cstdint>
