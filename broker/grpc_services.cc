@@ -1,0 +1,481 @@
+#include "broker/grpc_services.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "spdlog/spdlog.h"
+
+#include "broker/conversions.h"
+#include "broker/errors.h"
+#include "log/record_batch.h"
+
+namespace runnel::broker {
+namespace {
+
+// Records the request's metrics and finishes the unary reactor.
+void FinishUnary(BrokerCore* core, RequestGate* gate,
+                 grpc::ServerUnaryReactor* reactor, Api api, absl::Time start,
+                 const grpc::Status& status, int partition_errors = 0,
+                 bool all_failed = false) {
+  core->metrics().RecordRequest(api, absl::Now() - start,
+                                !status.ok() || all_failed);
+  core->metrics().RecordPartitionErrors(api, partition_errors);
+  reactor->Finish(status);
+  gate->Exit();
+}
+
+const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE,
+                                 "broker shutting down");
+
+// Starts a unary call: returns its reactor, or finishes it UNAVAILABLE (and
+// returns it too, with *refused set) when the broker is shutting down.
+grpc::ServerUnaryReactor* Begin(grpc::CallbackServerContext* context,
+                                RequestGate* gate, bool* refused) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  *refused = !gate->Enter();
+  if (*refused) reactor->Finish(kShuttingDown);
+  return reactor;
+}
+
+int CountPartitions(const v1::ProduceRequest& request) {
+  int n = 0;
+  for (const auto& t : request.topics()) n += t.partitions_size();
+  return n;
+}
+
+// The offset after the last batch in `records` (whole batches).
+log::Offset NextOffsetAfter(const std::string& records, log::Offset fallback) {
+  log::Offset next = fallback;
+  std::string_view rest(records);
+  while (!rest.empty()) {
+    absl::StatusOr<log::RecordBatchView> view =
+        log::RecordBatchView::Parse(rest, log::BatchSource::kDisk);
+    if (!view.ok()) break;
+    next = view->next_offset();
+    rest.remove_prefix(view->size_bytes());
+  }
+  return next;
+}
+
+// FetchStream: repeated long-poll fetches, each answer written to the
+// stream; positions advance past what was sent. Owns itself until OnDone.
+class FetchStreamReactor final
+    : public grpc::ServerWriteReactor<v1::FetchResponse> {
+ public:
+  // The caller entered `gate` for this stream; Done() exits it.
+  FetchStreamReactor(BrokerCore* core, RequestGate* gate,
+                     const v1::FetchRequest& request)
+      : core_(core), gate_(gate), input_(FetchInputFromProto(request)) {
+    if (input_.max_wait <= absl::ZeroDuration()) {
+      input_.max_wait = absl::Milliseconds(500);  // heartbeat period
+    }
+    NextFetch();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok)
+      return Done(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
+    NextFetch();
+  }
+  void OnCancel() override { cancelled_.store(true); }
+  void OnDone() override { delete this; }
+
+ private:
+  void NextFetch() {
+    if (cancelled_.load()) return Done(grpc::Status::CANCELLED);
+    if (core_->stopping()) {
+      return Done(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE, "broker shutting down"));
+    }
+    if (input_.partitions.empty()) return Done(grpc::Status::OK);
+    core_->Fetch(input_, [this](std::vector<ReadResult> results) {
+      OnFetched(std::move(results));
+    });
+  }
+
+  void OnFetched(std::vector<ReadResult> results) {
+    response_.Clear();
+    FetchInput sent;
+    std::vector<ReadResult> sent_results;
+    std::vector<FetchPartitionInput> keep;
+    for (size_t i = 0; i < results.size(); ++i) {
+      FetchPartitionInput& p = input_.partitions[i];
+      ReadResult& r = results[i];
+      const bool failed = !r.status.ok();
+      if (!failed) keep.push_back(p);  // an error is sent once, then dropped
+      if (failed || !r.records.empty()) {
+        if (!failed)
+          keep.back().fetch_offset = NextOffsetAfter(r.records, p.fetch_offset);
+        sent.partitions.push_back(p);
+        sent_results.push_back(std::move(r));
+      }
+    }
+    input_.partitions = std::move(keep);
+    core_->metrics().RecordPartitionErrors(
+        Api::kFetchStream,
+        FetchResponseToProto(sent, std::move(sent_results), &response_));
+    if (cancelled_.load()) return Done(grpc::Status::CANCELLED);
+    StartWrite(&response_);
+  }
+
+  void Done(const grpc::Status& status) {
+    core_->metrics().RecordRequest(
+        Api::kFetchStream, absl::Now() - start_,
+        !status.ok() && status.error_code() != grpc::StatusCode::CANCELLED);
+    Finish(status);
+    gate_->Exit();
+  }
+
+  BrokerCore* const core_;
+  RequestGate* const gate_;
+  const absl::Time start_ = absl::Now();
+  FetchInput input_;
+  v1::FetchResponse response_;
+  std::atomic<bool> cancelled_{false};
+};
+
+}  // namespace
+
+// --- Broker service ---------------------------------------------------------
+
+grpc::ServerUnaryReactor* BrokerService::Produce(
+    grpc::CallbackServerContext* context, const v1::ProduceRequest* request,
+    v1::ProduceResponse* response) {
+  const absl::Time start = absl::Now();
+  bool refused = false;
+  grpc::ServerUnaryReactor* reactor = Begin(context, gate_, &refused);
+  if (refused) return reactor;
+  // gRPC owns the request until Finish and never reads it again; moving the
+  // records out instead of copying them is the point of this const_cast.
+  auto* mutable_request = const_cast<v1::ProduceRequest*>(request);
+  const Acks acks = AcksFromProto(request->acks());
+  const int partitions = CountPartitions(*request);
+  ProduceInput input = ProduceInputFromProto(mutable_request);
+  BrokerCore* core = core_;
+  RequestGate* gate = gate_;
+  core_->Produce(std::move(input), [=](std::vector<ProduceResult> results) {
+    int errors =
+        ProduceResponseToProto(*request, acks, std::move(results), response);
+    FinishUnary(core, gate, reactor, Api::kProduce, start, grpc::Status::OK,
+                errors, partitions > 0 && errors == partitions);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* BrokerService::Fetch(
+    grpc::CallbackServerContext* context, const v1::FetchRequest* request,
+    v1::FetchResponse* response) {
+  const absl::Time start = absl::Now();
+  bool refused = false;
+  grpc::ServerUnaryReactor* reactor = Begin(context, gate_, &refused);
+  if (refused) return reactor;
+  auto input = std::make_shared<FetchInput>(FetchInputFromProto(*request));
+  BrokerCore* core = core_;
+  RequestGate* gate = gate_;
+  core_->Fetch(*input, [=](std::vector<ReadResult> results) {
+    int errors = FetchResponseToProto(*input, std::move(results), response);
+    FinishUnary(core, gate, reactor, Api::kFetch, start, grpc::Status::OK,
+                errors,
+                !input->partitions.empty() &&
+                    errors == static_cast<int>(input->partitions.size()));
+  });
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1::FetchResponse>* BrokerService::FetchStream(
+    grpc::CallbackServerContext* context, const v1::FetchRequest* request) {
+  if (!gate_->Enter()) {
+    class Refused final : public grpc::ServerWriteReactor<v1::FetchResponse> {
+     public:
+      Refused() { Finish(kShuttingDown); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused();
+  }
+  return new FetchStreamReactor(core_, gate_, *request);
+}
+
+grpc::ServerUnaryReactor* BrokerService::ListOffsets(
+    grpc::CallbackServerContext* context, const v1::ListOffsetsRequest* request,
+    v1::ListOffsetsResponse* response) {
+  const absl::Time start = absl::Now();
+  bool refused = false;
+  grpc::ServerUnaryReactor* reactor = Begin(context, gate_, &refused);
+  if (refused) return reactor;
+  int errors = 0;
+  for (const v1::TopicListOffsets& topic : request->topics()) {
+    v1::TopicListOffsetsResponse* t = response->add_topics();
+    t->set_name(topic.name());
+    for (const v1::PartitionListOffsets& p : topic.partitions()) {
+      ListOffsetResult r =
+          core_->ListOffset({topic.name(), p.partition()}, p.timestamp());
+      v1::PartitionListOffsetsResponse* out = t->add_partitions();
+      out->set_partition(p.partition());
+      if (!r.status.ok()) {
+        ToProtoError(r.status, out->mutable_error());
+        ++errors;
+      }
+      out->set_offset(r.offset);
+      out->set_timestamp(-1);
+      out->set_leader_epoch(r.leader_epoch);
+    }
+  }
+  FinishUnary(core_, gate_, reactor, Api::kListOffsets, start, grpc::Status::OK,
+              errors);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* BrokerService::Metadata(
+    grpc::CallbackServerContext* context, const v1::MetadataRequest* request,
+    v1::MetadataResponse* response) {
+  const absl::Time start = absl::Now();
+  bool refused = false;
+  grpc::ServerUnaryReactor* reactor = Begin(context, gate_, &refused);
+  if (refused) return reactor;
+  for (const BrokerEndpoint& b : core_->Brokers()) {
+    v1::BrokerInfo* info = response->add_brokers();
+    info->set_broker_id(b.broker_id);
+    info->set_host(b.host);
+    info->set_port(b.port);
+  }
+  response->set_controller_id(core_->broker_id());
+  response->set_cluster_id(core_->cluster_id());
+  std::vector<std::string> names(request->topics().begin(),
+                                 request->topics().end());
+  for (const TopicView& view : core_->DescribeTopics(names)) {
+    TopicMetadataToProto(view, response->add_topics());
+  }
+  FinishUnary(core_, gate_, reactor, Api::kMetadata, start, grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* BrokerService::InitProducerId(
+    grpc::CallbackServerContext* context,
+    const v1::InitProducerIdRequest* request,
+    v1::InitProducerIdResponse* response) {
+  const absl::Time start = absl::Now();
+  bool refused = false;
+  grpc::ServerUnaryReactor* reactor = Begin(context, gate_, &refused);
+  if (refused) return reactor;
+  absl::StatusOr<ProducerIdentity> id = core_->InitProducerId();
+  if (id.ok()) {
+    response->set_producer_id(id->producer_id);
+    response->set_producer_epoch(id->producer_epoch);
+  } else {
+    ToProtoError(id.status(), response->mutable_error());
+    response->set_producer_id(-1);
+    response->set_producer_epoch(-1);
+  }
+  FinishUnary(core_, gate_, reactor, Api::kInitProducerId, start,
+              grpc::Status::OK, id.ok() ? 0 : 1, !id.ok());
+  return reactor;
+}
+
+// --- Admin service ----------------------------------------------------------
+
+namespace {
+
+// Appends a TopicResult for `status`; returns 1 if it is an error.
+int AddResult(const std::string& name, const absl::Status& status,
+              google::protobuf::RepeatedPtrField<v1::TopicResult>* results) {
+  v1::TopicResult* r = results->Add();
+  r->set_name(name);
+  if (status.ok()) return 0;
+  ToProtoError(status, r->mutable_error());
+  return 1;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AdminService::CreateTopics(
+    grpc::CallbackServerContext* context,
+    const v1::CreateTopicsRequest* request,
+    v1::CreateTopicsResponse* response) {
+  const absl::Time start = absl::Now();
+  bool refused = false;
+  grpc::ServerUnaryReactor* reactor = Begin(context, gate_, &refused);
+  if (refused) return reactor;
+  int errors = 0;
+  for (const v1::NewTopic& topic : request->topics()) {
+    errors += AddResult(topic.name(),
+                        core_->topics().CreateTopic(NewTopicFromProto(topic),
+                                                    request->validate_only()),
+                        response->mutable_topics());
+  }
+  FinishUnary(core_, gate_, reactor, Api::kCreateTopics, start,
+              grpc::Status::OK, errors);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::DeleteTopics(
+    grpc::CallbackServerContext* context,
+    const v1::DeleteTopicsRequest* request,
+    v1::DeleteTopicsResponse* response) {
+  const absl::Time start = absl::Now();
+  bool refused = false;
+  grpc::ServerUnaryReactor* reactor = Begin(context, gate_, &refused);
+  if (refused) return reactor;
+  int errors = 0;
+  for (const std::string& name : request->names()) {
+    errors += AddResult(name, core_->topics().DeleteTopic(name),
+                        response->mutable_topics());
+  }
+  FinishUnary(core_, gate_, reactor, Api::kDeleteTopics, start,
+              grpc::Status::OK, errors);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::DescribeTopics(
+    grpc::CallbackServerContext* context,
+    const v1::DescribeTopicsRequest* request,
+    v1::DescribeTopicsResponse* response) {
+  const absl::Time start = absl::Now();
+  bool refused = false;
+  grpc::ServerUnaryReactor* reactor = Begin(context, gate_, &refused);
+  if (refused) return reactor;
+  std::vector<std::string> names(request->names().begin(),
+                                 request->names().end());
+  int errors = 0;
+  for (const TopicView& view : core_->DescribeTopics(names)) {
+    if (!view.status.ok()) ++errors;
+    TopicDescriptionToProto(view, response->add_topics());
+  }
+  FinishUnary(core_, gate_, reactor, Api::kDescribeTopics, start,
+              grpc::Status::OK, errors);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::ListTopics(
+    grpc::CallbackServerContext* context, const v1::ListTopicsRequest* request,
+    v1::ListTopicsResponse* response) {
+  const absl::Time start = absl::Now();
+  bool refused = false;
+  grpc::ServerUnaryReactor* reactor = Begin(context, gate_, &refused);
+  if (refused) return reactor;
+  for (const TopicRecord& record : core_->topics().ListTopics()) {
+    const bool internal = absl::StartsWith(record.name, "__");
+    if (internal && !request->include_internal()) continue;
+    v1::TopicListing* t = response->add_topics();
+    t->set_name(record.name);
+    t->set_num_partitions(record.num_partitions);
+    t->set_is_internal(internal);
+  }
+  FinishUnary(core_, gate_, reactor, Api::kListTopics, start, grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::AlterTopicConfigs(
+    grpc::CallbackServerContext* context,
+    const v1::AlterTopicConfigsRequest* request,
+    v1::AlterTopicConfigsResponse* response) {
+  const absl::Time start = absl::Now();
+  bool refused = false;
+  grpc::ServerUnaryReactor* reactor = Begin(context, gate_, &refused);
+  if (refused) return reactor;
+  int errors = 0;
+  for (const v1::TopicConfigChanges& changes : request->topics()) {
+    errors += AddResult(changes.name(),
+                        core_->topics().AlterConfigs(
+                            changes.name(), ConfigChangesFromProto(changes),
+                            request->validate_only()),
+                        response->mutable_topics());
+  }
+  FinishUnary(core_, gate_, reactor, Api::kAlterTopicConfigs, start,
+              grpc::Status::OK, errors);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::CreatePartitions(
+    grpc::CallbackServerContext* context,
+    const v1::CreatePartitionsRequest* request,
+    v1::CreatePartitionsResponse* response) {
+  const absl::Time start = absl::Now();
+  bool refused = false;
+  grpc::ServerUnaryReactor* reactor = Begin(context, gate_, &refused);
+  if (refused) return reactor;
+  int errors = 0;
+  for (const v1::PartitionsIncrease& topic : request->topics()) {
+    errors += AddResult(
+        topic.name(),
+        core_->topics().CreatePartitions(topic.name(), topic.total_count(),
+                                         request->validate_only()),
+        response->mutable_topics());
+  }
+  FinishUnary(core_, gate_, reactor, Api::kCreatePartitions, start,
+              grpc::Status::OK, errors);
+  return reactor;
+}
+
+// --- Server -----------------------------------------------------------------
+
+absl::StatusOr<GrpcServer> StartGrpcServer(BrokerCore* core,
+                                           const std::string& listen) {
+  GrpcServer out;
+  out.gate = std::make_unique<RequestGate>();
+  out.broker_service = std::make_unique<BrokerService>(core, out.gate.get());
+  out.admin_service = std::make_unique<AdminService>(core, out.gate.get());
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(),
+                           &out.port);
+  builder.RegisterService(out.broker_service.get());
+  builder.RegisterService(out.admin_service.get());
+  // gRPC sets SO_REUSEPORT by default: a second broker on the same port would
+  // then bind "successfully" and share the connections. Refuse instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxGrpcMessageBytes);
+  // Large batches in few reads (see issue 3's gRPC measurements).
+  builder.AddChannelArgument("grpc.experimental.tcp_read_chunk_size", 1 << 20);
+  builder.AddChannelArgument("grpc.experimental.tcp_min_read_chunk_size",
+                             1 << 20);
+  builder.AddChannelArgument("grpc.experimental.tcp_max_read_chunk_size",
+                             4 << 20);
+  out.server = builder.BuildAndStart();
+  if (out.server == nullptr || out.port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen for gRPC on ", listen));
+  }
+  return out;
+}
+
+void StopGrpcServer(GrpcServer& server, absl::Duration timeout) {
+  const int left = server.gate->CloseAndWait(timeout);
+  if (left > 0) {
+    spdlog::warn(
+        "{} requests still running after the shutdown timeout; "
+        "cancelling them",
+        left);
+  }
+  // Nothing of ours is running now: a short grace for gRPC's own work, then
+  // cancel (an idle client connection would otherwise hold Shutdown).
+  server.server->Shutdown(std::chrono::system_clock::now() +
+                          std::chrono::milliseconds(100));
+}
+
+// --- RequestGate ------------------------------------------------------------
+
+bool RequestGate::Enter() {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return false;
+  ++in_flight_;
+  return true;
+}
+
+void RequestGate::Exit() {
+  absl::MutexLock lock(&mu_);
+  --in_flight_;
+}
+
+int RequestGate::CloseAndWait(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return in_flight_ == 0;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
+  return in_flight_;
+}
+
+}  // namespace runnel::broker

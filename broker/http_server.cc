@@ -1,0 +1,59 @@
+#include "broker/http_server.h"
+
+#include <httplib.h>
+
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace runnel::broker {
+
+HttpServer::~HttpServer() { Stop(); }
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
+    BrokerCore* core, const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad --http-listen address ", listen));
+  }
+  const std::string host = listen.substr(0, colon);
+  auto http = std::unique_ptr<HttpServer>(new HttpServer());
+  http->server_ = std::make_unique<httplib::Server>();
+  httplib::Server& server = *http->server_;
+  server.Get("/healthz",
+             [core](const httplib::Request&, httplib::Response& res) {
+               if (core->stopping()) {
+                 res.status = 503;
+                 res.set_content("stopping\n", "text/plain");
+               } else {
+                 res.set_content("ok\n", "text/plain");
+               }
+             });
+  server.Get(
+      "/metrics", [core](const httplib::Request&, httplib::Response& res) {
+        res.set_content(core->RenderMetrics(), "text/plain; version=0.0.4");
+      });
+  if (port == 0) {
+    http->port_ = server.bind_to_any_port(host);
+  } else {
+    http->port_ = server.bind_to_port(host, port) ? port : -1;
+  }
+  if (http->port_ <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen for HTTP on ", listen));
+  }
+  http->thread_ = std::thread([&server] { server.listen_after_bind(); });
+  return http;
+}
+
+void HttpServer::Stop() {
+  if (server_ != nullptr) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace runnel::broker

@@ -1,0 +1,208 @@
+#include "broker/partition.h"
+
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+#include "broker/errors.h"
+#include "log/record_batch.h"
+
+namespace runnel::broker {
+namespace {
+
+// A failed log call in terms of the protocol's error kinds.
+absl::Status ClassifyLogError(absl::Status status, ErrorKind invalid_kind) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      return WithKind(std::move(status), invalid_kind);
+    case absl::StatusCode::kOutOfRange:
+      return WithKind(std::move(status), ErrorKind::kOffsetOutOfRange);
+    case absl::StatusCode::kFailedPrecondition:  // the log is closed
+      return WithKind(std::move(status), ErrorKind::kBrokerNotAvailable);
+    default:
+      return WithKind(std::move(status), ErrorKind::kStorageError);
+  }
+}
+
+}  // namespace
+
+Partition::Partition(TopicPartition id, log::PartitionLog* log,
+                     std::unique_ptr<ReplicaState> replica)
+    : id_(std::move(id)),
+      log_(log),
+      replica_(std::move(replica)),
+      max_message_bytes_(log->config().max_message_bytes) {}
+
+absl::Status Partition::CheckLive() const {
+  if (deleted_) {
+    return MakeError(
+        ErrorKind::kUnknownTopicOrPartition,
+        absl::StrCat("partition ", id_.ToString(), " was deleted"));
+  }
+  if (!replica_->is_leader()) {
+    return MakeError(ErrorKind::kNotLeader,
+                     absl::StrCat("not the leader of ", id_.ToString()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Partition::PrecheckBatches(absl::string_view records,
+                                        int* batch_count) const {
+  if (records.empty()) {
+    return MakeError(ErrorKind::kInvalidRequest,
+                     absl::StrCat(id_.ToString(), ": no record batches"));
+  }
+  const size_t max_bytes =
+      static_cast<size_t>(max_message_bytes_.load(std::memory_order_relaxed));
+  size_t pos = 0;
+  *batch_count = 0;
+  while (pos < records.size()) {
+    absl::StatusOr<log::RecordBatchView> view = log::RecordBatchView::Parse(
+        std::string_view(records.data() + pos, records.size() - pos),
+        log::BatchSource::kWire);
+    if (!view.ok()) {
+      return MakeError(ErrorKind::kCorruptMessage,
+                       absl::StrCat(id_.ToString(), ": batch at byte ", pos,
+                                    ": ", view.status().message()));
+    }
+    if (view->size_bytes() > max_bytes) {
+      return MakeError(
+          ErrorKind::kRecordTooLarge,
+          absl::StrCat(id_.ToString(), ": batch at byte ", pos, " has ",
+                       view->size_bytes(), " bytes, max.message.bytes is ",
+                       max_bytes));
+    }
+    if (!view->CrcMatches()) {
+      return MakeError(ErrorKind::kCorruptMessage,
+                       absl::StrCat(id_.ToString(), ": batch at byte ", pos,
+                                    ": crc mismatch"));
+    }
+    pos += view->size_bytes();
+    ++*batch_count;
+  }
+  return absl::OkStatus();
+}
+
+void Partition::Produce(std::string records, Acks acks,
+                        std::function<void(ProduceResult)> done) {
+  absl::ReaderMutexLock lock(&ops_mu_);
+  ProduceResult result;
+  int batches = 0;
+  if (result.status = CheckLive(); !result.status.ok()) return done(result);
+  if (result.status = PrecheckBatches(records, &batches); !result.status.ok()) {
+    return done(result);
+  }
+  const size_t size = records.size();
+  absl::StatusOr<log::PartitionLog::AppendResult> appended =
+      log_->Append(std::move(records), replica_->leader_epoch());
+  if (!appended.ok()) {
+    result.status =
+        ClassifyLogError(appended.status(), ErrorKind::kInvalidRecord);
+    return done(result);
+  }
+  bytes_in_.fetch_add(size, std::memory_order_relaxed);
+  batches_in_.fetch_add(batches, std::memory_order_relaxed);
+  result.base_offset = appended->base_offset;
+  result.last_offset = appended->last_offset;
+  result.log_append_time_ms = appended->log_append_time_ms;
+  result.log_start_offset = log_->log_start_offset();
+  replica_->OnLeaderAppend(appended->last_offset);
+  if (acks != Acks::kAll) return done(result);
+  replica_->WhenCommitted(
+      appended->last_offset,
+      [result, done = std::move(done)](absl::Status status) mutable {
+        if (!status.ok()) {
+          result.status = ClassifyLogError(status, ErrorKind::kStorageError);
+        }
+        done(std::move(result));
+      });
+}
+
+ReadResult Partition::Read(log::Offset fetch_offset, size_t max_bytes) {
+  absl::ReaderMutexLock lock(&ops_mu_);
+  ReadResult result;
+  if (result.status = CheckLive(); !result.status.ok()) return result;
+  // HW first: the log end read after it is never below it.
+  result.high_watermark = replica_->high_watermark();
+  result.log_start_offset = log_->log_start_offset();
+  result.log_end_offset = log_->log_end_offset();
+  if (fetch_offset < result.log_start_offset ||
+      fetch_offset > result.log_end_offset) {
+    result.status =
+        MakeError(ErrorKind::kOffsetOutOfRange,
+                  absl::StrCat(id_.ToString(), ": fetch offset ", fetch_offset,
+                               " is outside [", result.log_start_offset, ", ",
+                               result.log_end_offset, "]"));
+    return result;
+  }
+  log::Offset offset = fetch_offset;
+  // The log may stop at a segment boundary; continue while there is room.
+  while (offset < result.high_watermark && result.records.size() < max_bytes) {
+    absl::StatusOr<log::PartitionLog::ReadResult> read = log_->Read(
+        offset, max_bytes - result.records.size(), result.high_watermark);
+    if (!read.ok()) {
+      if (result.records.empty()) {
+        result.status =
+            ClassifyLogError(read.status(), ErrorKind::kOffsetOutOfRange);
+      }
+      break;  // keep what was read; the next fetch reports the problem
+    }
+    if (read->bytes.empty()) break;
+    offset = read->next_offset;
+    if (result.records.empty()) {
+      result.records = std::move(read->bytes);
+    } else {
+      result.records.append(read->bytes);
+    }
+  }
+  bytes_out_.fetch_add(result.records.size(), std::memory_order_relaxed);
+  return result;
+}
+
+absl::StatusOr<log::Offset> Partition::ListOffset(int64_t timestamp) {
+  absl::ReaderMutexLock lock(&ops_mu_);
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  if (timestamp == kEarliestTimestamp) return log_->log_start_offset();
+  if (timestamp == kLatestTimestamp) return replica_->high_watermark();
+  if (timestamp < 0) {
+    return MakeError(ErrorKind::kInvalidRequest,
+                     absl::StrCat("bad ListOffsets timestamp ", timestamp));
+  }
+  const log::Offset hw = replica_->high_watermark();
+  absl::StatusOr<log::Offset> found = log_->OffsetForTimestamp(timestamp);
+  if (!found.ok()) {
+    return ClassifyLogError(found.status(), ErrorKind::kInvalidRequest);
+  }
+  if (*found == log::kNoOffset || *found >= hw) return log::kNoOffset;
+  return *found;
+}
+
+PartitionState Partition::State() const {
+  absl::ReaderMutexLock lock(&ops_mu_);
+  PartitionState state;
+  state.leader_id = replica_->leader_id();
+  state.leader_epoch = replica_->leader_epoch();
+  state.replicas = replica_->replicas();
+  state.isr = replica_->isr();
+  if (deleted_) return state;
+  state.high_watermark = replica_->high_watermark();
+  state.log_start_offset = log_->log_start_offset();
+  state.log_end_offset = log_->log_end_offset();
+  state.size_bytes = log_->size_bytes();
+  return state;
+}
+
+void Partition::SetConfig(const log::LogConfig& config) {
+  absl::ReaderMutexLock lock(&ops_mu_);
+  if (deleted_) return;
+  log_->SetConfig(config);
+  max_message_bytes_.store(config.max_message_bytes, std::memory_order_relaxed);
+}
+
+void Partition::MarkDeleted() {
+  absl::WriterMutexLock lock(&ops_mu_);
+  deleted_ = true;
+}
+
+}  // namespace runnel::broker

@@ -1,0 +1,131 @@
+#pragma once
+
+// One partition served by this broker: its log, its replica state (leader
+// epoch, high watermark) and the produce/read/list-offsets paths on it.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+#include "broker/replica_state.h"
+#include "broker/topic_partition.h"
+#include "log/log_config.h"
+#include "log/partition_log.h"
+#include "log/types.h"
+
+namespace runnel::broker {
+
+enum class Acks { kNone, kLeader, kAll };
+
+// Timestamps for ListOffsets.
+inline constexpr int64_t kEarliestTimestamp = -2;
+inline constexpr int64_t kLatestTimestamp = -1;
+
+struct ProduceResult {
+  absl::Status status;  // typed with ErrorKind (broker/errors.h)
+  log::Offset base_offset = log::kNoOffset;
+  log::Offset last_offset = log::kNoOffset;
+  int64_t log_append_time_ms = -1;
+  log::Offset log_start_offset = -1;
+};
+
+struct ReadResult {
+  absl::Status status;
+  std::string records;  // whole batches below the high watermark
+  log::Offset high_watermark = -1;
+  log::Offset log_start_offset = -1;
+  log::Offset log_end_offset = -1;
+};
+
+struct PartitionState {
+  int32_t leader_id = -1;
+  int32_t leader_epoch = -1;
+  std::vector<int32_t> replicas;
+  std::vector<int32_t> isr;
+  log::Offset log_start_offset = 0;
+  log::Offset high_watermark = 0;
+  log::Offset log_end_offset = 0;
+  int64_t size_bytes = 0;
+};
+
+// Thread-safe. Operations run concurrently (the log serializes appends);
+// MarkDeleted() waits for running operations and fails later ones with
+// UNKNOWN_TOPIC_OR_PARTITION, after which the log may be deleted.
+class Partition {
+ public:
+  // `log` must outlive this object or MarkDeleted(), whichever comes first.
+  Partition(TopicPartition id, log::PartitionLog* log,
+            std::unique_ptr<ReplicaState> replica);
+  Partition(const Partition&) = delete;
+  Partition& operator=(const Partition&) = delete;
+
+  const TopicPartition& id() const { return id_; }
+
+  // Validates `records` (one or more RecordBatch v2 batches), appends them
+  // and calls `done` per `acks`: kNone and kLeader once appended, kAll once
+  // committed (durable). `done` runs exactly once, on the calling thread or
+  // on the log's I/O thread; it must not block. Errors (typed):
+  // CORRUPT_MESSAGE (framing, magic, truncation, CRC), RECORD_TOO_LARGE
+  // (a batch above max.message.bytes), INVALID_RECORD (records inside a
+  // batch), INVALID_REQUEST (no bytes), STORAGE_ERROR, NOT_LEADER,
+  // UNKNOWN_TOPIC_OR_PARTITION after deletion. Nothing is written on error.
+  void Produce(std::string records, Acks acks,
+               std::function<void(ProduceResult)> done);
+
+  // Whole batches from the one containing `fetch_offset`, below the high
+  // watermark, up to about `max_bytes` (at least one batch when there is
+  // one). OFFSET_OUT_OF_RANGE outside [log start, log end].
+  ReadResult Read(log::Offset fetch_offset, size_t max_bytes);
+
+  // kEarliestTimestamp: log start; kLatestTimestamp: high watermark; else the
+  // first offset with a timestamp >= `timestamp`, or -1 if none (below HW).
+  absl::StatusOr<log::Offset> ListOffset(int64_t timestamp);
+
+  PartitionState State() const;
+  log::Offset high_watermark() const { return replica_->high_watermark(); }
+
+  void SetConfig(const log::LogConfig& config);
+
+  // See the class comment. Idempotent.
+  void MarkDeleted();
+
+  // Traffic counters for /metrics.
+  uint64_t bytes_in() const {
+    return bytes_in_.load(std::memory_order_relaxed);
+  }
+  uint64_t bytes_out() const {
+    return bytes_out_.load(std::memory_order_relaxed);
+  }
+  uint64_t batches_in() const {
+    return batches_in_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  // Framing, CRC and size checks that decide the error kind; the log's own
+  // validation then covers the records (INVALID_RECORD).
+  absl::Status PrecheckBatches(absl::string_view records,
+                               int* batch_count) const;
+  absl::Status CheckLive() const ABSL_SHARED_LOCKS_REQUIRED(ops_mu_);
+
+  const TopicPartition id_;
+  log::PartitionLog* const log_;
+  const std::unique_ptr<ReplicaState> replica_;
+
+  // Shared by operations, exclusive for MarkDeleted.
+  mutable absl::Mutex ops_mu_;
+  bool deleted_ ABSL_GUARDED_BY(ops_mu_) = false;
+
+  std::atomic<int32_t> max_message_bytes_;
+  std::atomic<uint64_t> bytes_in_{0};
+  std::atomic<uint64_t> bytes_out_{0};
+  std::atomic<uint64_t> batches_in_{0};
+};
+
+}  // namespace runnel::broker

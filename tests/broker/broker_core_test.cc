@@ -1,0 +1,433 @@
+#include "broker/broker_core.h"
+
+#include <memory>
+#include <string>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#include "broker/errors.h"
+#include "common/crc32c.h"
+#include "common/endian.h"
+#include "log/record_batch.h"
+#include "tests/broker/test_util.h"
+#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/status_matchers.h"
+
+namespace runnel::broker {
+namespace {
+
+using ::runnel::broker::testing::FetchSync;
+using ::runnel::broker::testing::MakeBatch;
+using ::runnel::broker::testing::ProduceSync;
+using ::runnel::testing::IsOk;
+using ::runnel::testing::StatusIs;
+
+class BrokerCoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { OpenCore(); }
+  void TearDown() override { CloseCore(); }
+
+  void OpenCore() {
+    BrokerCoreOptions options;
+    options.data_dir = dir_.Sub("data");
+    options.start_background_threads = false;
+    auto core = BrokerCore::Open(std::move(options));
+    ASSERT_THAT(core, IsOk());
+    core_ = *std::move(core);
+  }
+  void CloseCore() {
+    if (core_ != nullptr) {
+      RUNNEL_EXPECT_OK(core_->Close());
+    }
+    core_.reset();
+  }
+  void CreateTopic(const std::string& name, int partitions = 1,
+                   ConfigMap configs = {}) {
+    RUNNEL_ASSERT_OK(core_->topics().CreateTopic(
+        {.name = name, .num_partitions = partitions, .configs = configs},
+        false));
+  }
+  log::Offset LogEnd(const std::string& topic, int32_t partition = 0) {
+    auto p = core_->topics().GetPartition(topic, partition);
+    EXPECT_THAT(p, IsOk());
+    return p.ok() ? (*p)->State().log_end_offset : -1;
+  }
+
+  runnel::testing::ScopedTempDir dir_;
+  std::unique_ptr<BrokerCore> core_;
+};
+
+TEST_F(BrokerCoreTest, InvalidTopicNamesAreRejected) {
+  const std::string bad[] = {"../x", ".",   "..",  std::string(250, 'a'),
+                             "",     "a/b", "a b", "tópico"};
+  for (const std::string& name : bad) {
+    SCOPED_TRACE(name);
+    absl::Status s = core_->topics().CreateTopic({.name = name}, false);
+    EXPECT_EQ(ErrorKindOf(s), ErrorKind::kInvalidTopic) << s;
+  }
+  RUNNEL_EXPECT_OK(
+      core_->topics().CreateTopic({.name = std::string(249, 'a')}, false));
+  RUNNEL_EXPECT_OK(core_->topics().CreateTopic({.name = "a.b_c-D9"}, false));
+  EXPECT_EQ(core_->topics().ListTopics().size(), 2u);
+}
+
+TEST_F(BrokerCoreTest, CreateTopicValidatesCountsConfigsAndDuplicates) {
+  auto create = [&](NewTopicSpec spec) {
+    return ErrorKindOf(core_->topics().CreateTopic(spec, false));
+  };
+  EXPECT_EQ(create({.name = "t", .num_partitions = -1}),
+            ErrorKind::kInvalidPartitions);
+  EXPECT_EQ(create({.name = "t", .num_partitions = 10001}),
+            ErrorKind::kInvalidPartitions);
+  EXPECT_EQ(create({.name = "t", .replication_factor = 3}),
+            ErrorKind::kInvalidReplicationFactor);
+  EXPECT_EQ(create({.name = "t", .configs = {{"nope", "1"}}}),
+            ErrorKind::kInvalidConfig);
+  EXPECT_EQ(create({.name = "t", .configs = {{"retention.ms", "x"}}}),
+            ErrorKind::kInvalidConfig);
+  EXPECT_TRUE(core_->topics().ListTopics().empty());
+  RUNNEL_EXPECT_OK(core_->topics().CreateTopic({.name = "t"}, true));
+  EXPECT_TRUE(core_->topics().ListTopics().empty()) << "validate_only created";
+  EXPECT_EQ(create({.name = "t", .num_partitions = 3}), ErrorKind::kNone);
+  EXPECT_EQ(create({.name = "t"}), ErrorKind::kTopicAlreadyExists);
+  auto d = core_->topics().Describe("t");
+  ASSERT_THAT(d, IsOk());
+  EXPECT_EQ(d->partitions.size(), 3u);
+}
+
+TEST_F(BrokerCoreTest, ProducedBatchIsFetchedBackByteExact) {
+  CreateTopic("t");
+  const std::string batch = MakeBatch(5);
+  ProduceResult r = ProduceSync(*core_, "t", 0, batch);
+  RUNNEL_ASSERT_OK(r.status);
+  EXPECT_EQ(r.base_offset, 0);
+  EXPECT_EQ(r.last_offset, 4);
+  ReadResult f = FetchSync(*core_, "t", 0, 0);
+  RUNNEL_ASSERT_OK(f.status);
+  EXPECT_EQ(f.records, batch);
+  EXPECT_EQ(f.high_watermark, 5);
+  EXPECT_EQ(f.log_end_offset, 5);
+  EXPECT_EQ(f.log_start_offset, 0);
+
+  // A second batch gets the next offsets; only the base offset differs.
+  ProduceResult r2 = ProduceSync(*core_, "t", 0, MakeBatch(2));
+  RUNNEL_ASSERT_OK(r2.status);
+  EXPECT_EQ(r2.base_offset, 5);
+  ReadResult f2 = FetchSync(*core_, "t", 0, 5);
+  RUNNEL_ASSERT_OK(f2.status);
+  EXPECT_EQ(f2.records, MakeBatch(2, 1'700'000'000'000, 5));
+}
+
+TEST_F(BrokerCoreTest, AcksAllAnswersOnlyOnceDurable) {
+  CreateTopic("t");
+  auto p = core_->topics().GetPartition("t", 0);
+  ASSERT_THAT(p, IsOk());
+  ProduceInput input;
+  input.acks = Acks::kAll;
+  input.partitions.push_back({{"t", 0}, MakeBatch(3)});
+  absl::Notification done;
+  log::Offset hw_at_ack = -1;
+  core_->Produce(std::move(input), [&](std::vector<ProduceResult> results) {
+    EXPECT_THAT(results.at(0).status, IsOk());
+    hw_at_ack = (*p)->high_watermark();
+    done.Notify();
+  });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_GE(hw_at_ack, 3);
+}
+
+TEST_F(BrokerCoreTest, AcksNoneAndLeaderAppendAndBecomeVisible) {
+  CreateTopic("t");
+  ProduceResult none = ProduceSync(*core_, "t", 0, MakeBatch(1), Acks::kNone);
+  RUNNEL_ASSERT_OK(none.status);
+  ProduceResult leader =
+      ProduceSync(*core_, "t", 0, MakeBatch(1), Acks::kLeader);
+  RUNNEL_ASSERT_OK(leader.status);
+  EXPECT_EQ(leader.base_offset, 1);
+  // The HW follows by itself (the broker asks for durability of every append).
+  ReadResult f = FetchSync(*core_, "t", 0, 0, absl::Seconds(30), 0);
+  RUNNEL_ASSERT_OK(f.status);
+  EXPECT_FALSE(f.records.empty());
+  auto p = core_->topics().GetPartition("t", 0);
+  ASSERT_THAT(p, IsOk());
+  ASSERT_THAT((*p)->ListOffset(kLatestTimestamp), IsOk());
+}
+
+TEST_F(BrokerCoreTest, MalformedBatchesAreRejectedAndNothingIsWritten) {
+  CreateTopic("t");
+  RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", 0, MakeBatch(2)).status);
+  const std::string good = MakeBatch(3);
+
+  std::string bad_crc = good;
+  bad_crc[bad_crc.size() - 1] ^= 0x01;
+  std::string truncated = good.substr(0, good.size() - 5);
+  std::string bad_magic = good;
+  bad_magic[log::kMagicPos] = 1;
+  std::string short_header = good.substr(0, 30);
+  // A good batch followed by a bad one: the good one is not written either.
+  std::string good_then_bad = good + bad_crc;
+
+  const std::pair<const char*, std::string> cases[] = {
+      {"bad crc", bad_crc},
+      {"truncated", truncated},
+      {"bad magic", bad_magic},
+      {"short header", short_header},
+      {"good then bad", good_then_bad}};
+  for (const auto& [name, bytes] : cases) {
+    SCOPED_TRACE(name);
+    ProduceResult r = ProduceSync(*core_, "t", 0, bytes);
+    EXPECT_EQ(ErrorKindOf(r.status), ErrorKind::kCorruptMessage) << r.status;
+    EXPECT_EQ(LogEnd("t"), 2);
+  }
+  ProduceResult empty = ProduceSync(*core_, "t", 0, "");
+  EXPECT_EQ(ErrorKindOf(empty.status), ErrorKind::kInvalidRequest);
+  ReadResult f = FetchSync(*core_, "t", 0, 2);
+  RUNNEL_ASSERT_OK(f.status);
+  EXPECT_TRUE(f.records.empty());
+}
+
+TEST_F(BrokerCoreTest, InvalidRecordsInsideAWellFramedBatchAreInvalidRecord) {
+  CreateTopic("t");
+  std::string batch = MakeBatch(3);
+  // Claim 4 records while 3 are present, then fix the CRC so only the
+  // record-level validation can catch it.
+  StoreBe32(&batch[log::kRecordCountPos], 4);
+  const uint32_t crc = Crc32c(batch.data() + log::kAttributesPos,
+                              batch.size() - log::kAttributesPos);
+  StoreBe32(&batch[log::kCrcPos], crc);
+  ProduceResult r = ProduceSync(*core_, "t", 0, batch);
+  EXPECT_EQ(ErrorKindOf(r.status), ErrorKind::kInvalidRecord) << r.status;
+  EXPECT_EQ(LogEnd("t"), 0);
+}
+
+TEST_F(BrokerCoreTest, OversizeBatchIsRecordTooLarge) {
+  CreateTopic("t", 1, {{"max.message.bytes", "1000"}});
+  ProduceResult r = ProduceSync(*core_, "t", 0, MakeBatch(1, 0, 0, 2000));
+  EXPECT_EQ(ErrorKindOf(r.status), ErrorKind::kRecordTooLarge) << r.status;
+  EXPECT_EQ(LogEnd("t"), 0);
+  RUNNEL_EXPECT_OK(ProduceSync(*core_, "t", 0, MakeBatch(1, 0, 0, 100)).status);
+}
+
+TEST_F(BrokerCoreTest, UnknownTopicOrPartitionIsTyped) {
+  CreateTopic("t", 2);
+  EXPECT_EQ(ErrorKindOf(ProduceSync(*core_, "nope", 0, MakeBatch(1)).status),
+            ErrorKind::kUnknownTopicOrPartition);
+  EXPECT_EQ(ErrorKindOf(ProduceSync(*core_, "t", 2, MakeBatch(1)).status),
+            ErrorKind::kUnknownTopicOrPartition);
+  EXPECT_EQ(ErrorKindOf(ProduceSync(*core_, "t", -1, MakeBatch(1)).status),
+            ErrorKind::kUnknownTopicOrPartition);
+  EXPECT_EQ(ErrorKindOf(FetchSync(*core_, "nope", 0, 0).status),
+            ErrorKind::kUnknownTopicOrPartition);
+  EXPECT_EQ(ErrorKindOf(FetchSync(*core_, "../x", 0, 0).status),
+            ErrorKind::kInvalidTopic);
+  EXPECT_EQ(ErrorKindOf(core_->ListOffset({"t", 7}, kEarliestTimestamp).status),
+            ErrorKind::kUnknownTopicOrPartition);
+}
+
+TEST_F(BrokerCoreTest, OneBadPartitionDoesNotFailTheOthers) {
+  CreateTopic("t", 2);
+  ProduceInput input;
+  input.partitions.push_back({{"t", 0}, MakeBatch(1)});
+  input.partitions.push_back({{"t", 1}, "garbage"});
+  input.partitions.push_back({{"t", 9}, MakeBatch(1)});
+  input.partitions.push_back({{"t", 0}, MakeBatch(1)});  // duplicate
+  absl::Notification done;
+  std::vector<ProduceResult> results;
+  core_->Produce(std::move(input), [&](std::vector<ProduceResult> r) {
+    results = std::move(r);
+    done.Notify();
+  });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_THAT(results[0].status, IsOk());
+  EXPECT_EQ(ErrorKindOf(results[1].status), ErrorKind::kCorruptMessage);
+  EXPECT_EQ(ErrorKindOf(results[2].status),
+            ErrorKind::kUnknownTopicOrPartition);
+  EXPECT_EQ(ErrorKindOf(results[3].status), ErrorKind::kInvalidRequest);
+  EXPECT_EQ(LogEnd("t", 0), 1);
+}
+
+TEST_F(BrokerCoreTest, FetchOutsideTheLogIsOffsetOutOfRange) {
+  CreateTopic("t");
+  RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", 0, MakeBatch(3)).status);
+  EXPECT_EQ(ErrorKindOf(FetchSync(*core_, "t", 0, -1).status),
+            ErrorKind::kOffsetOutOfRange);
+  EXPECT_EQ(ErrorKindOf(FetchSync(*core_, "t", 0, 4).status),
+            ErrorKind::kOffsetOutOfRange);
+  ReadResult at_end = FetchSync(*core_, "t", 0, 3);
+  RUNNEL_EXPECT_OK(at_end.status);
+  EXPECT_TRUE(at_end.records.empty());
+  // An offset inside a batch returns that whole batch.
+  ReadResult inside = FetchSync(*core_, "t", 0, 1);
+  RUNNEL_EXPECT_OK(inside.status);
+  EXPECT_EQ(inside.records, MakeBatch(3));
+}
+
+TEST_F(BrokerCoreTest, ListOffsetsEarliestLatestAndByTime) {
+  CreateTopic("t");
+  RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", 0, MakeBatch(3, 1000)).status);
+  RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", 0, MakeBatch(3, 2000)).status);
+  EXPECT_EQ(core_->ListOffset({"t", 0}, kEarliestTimestamp).offset, 0);
+  EXPECT_EQ(core_->ListOffset({"t", 0}, kLatestTimestamp).offset, 6);
+  EXPECT_EQ(core_->ListOffset({"t", 0}, 0).offset, 0);
+  EXPECT_EQ(core_->ListOffset({"t", 0}, 1001).offset, 1);
+  EXPECT_EQ(core_->ListOffset({"t", 0}, 1500).offset, 3);
+  EXPECT_EQ(core_->ListOffset({"t", 0}, 2002).offset, 5);
+  EXPECT_EQ(core_->ListOffset({"t", 0}, 9999).offset, -1);
+  EXPECT_EQ(ErrorKindOf(core_->ListOffset({"t", 0}, -5).status),
+            ErrorKind::kInvalidRequest);
+}
+
+TEST_F(BrokerCoreTest, LongPollWakesWhenDataLands) {
+  CreateTopic("t");
+  FetchInput input;
+  input.max_wait = absl::Seconds(60);
+  input.min_bytes = 1;
+  input.partitions.push_back({{"t", 0}, 0, 0});
+  absl::Notification fetched;
+  std::vector<ReadResult> results;
+  core_->Fetch(std::move(input), [&](std::vector<ReadResult> r) {
+    results = std::move(r);
+    fetched.Notify();
+  });
+  // Nothing to read: the fetch is parked, not answered.
+  EXPECT_FALSE(fetched.HasBeenNotified());
+  const std::string batch = MakeBatch(4);
+  RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", 0, batch).status);
+  // Woken by the high-watermark advance, long before the 60 s deadline.
+  ASSERT_TRUE(fetched.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  ASSERT_EQ(results.size(), 1u);
+  RUNNEL_EXPECT_OK(results[0].status);
+  EXPECT_EQ(results[0].records, batch);
+}
+
+TEST_F(BrokerCoreTest, LongPollAnswersEmptyAtTheDeadline) {
+  CreateTopic("t");
+  const absl::Time start = absl::Now();
+  ReadResult r = FetchSync(*core_, "t", 0, 0, absl::Milliseconds(100));
+  RUNNEL_EXPECT_OK(r.status);
+  EXPECT_TRUE(r.records.empty());
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(100));
+}
+
+TEST_F(BrokerCoreTest, CloseAnswersParkedFetches) {
+  CreateTopic("t");
+  FetchInput input;
+  input.max_wait = absl::Hours(1);
+  input.partitions.push_back({{"t", 0}, 0, 0});
+  absl::Notification fetched;
+  core_->Fetch(std::move(input),
+               [&](std::vector<ReadResult>) { fetched.Notify(); });
+  EXPECT_FALSE(fetched.HasBeenNotified());
+  core_->StopWaiting();
+  EXPECT_TRUE(fetched.HasBeenNotified());
+}
+
+TEST_F(BrokerCoreTest, TopicsConfigsAndDataSurviveRestart) {
+  CreateTopic("keep", 2, {{"retention.ms", "123456"}});
+  CreateTopic("other", 1);
+  const std::string batch = MakeBatch(3);
+  RUNNEL_ASSERT_OK(ProduceSync(*core_, "keep", 1, batch).status);
+  CloseCore();
+  OpenCore();
+  ASSERT_EQ(core_->topics().ListTopics().size(), 2u);
+  auto d = core_->topics().Describe("keep");
+  ASSERT_THAT(d, IsOk());
+  EXPECT_EQ(d->partitions.size(), 2u);
+  EXPECT_EQ(d->record.configs.at("retention.ms"), "123456");
+  EXPECT_TRUE(core_->logs().opened_after_clean_shutdown());
+  ReadResult f = FetchSync(*core_, "keep", 1, 0);
+  RUNNEL_ASSERT_OK(f.status);
+  EXPECT_EQ(f.records, batch);
+  EXPECT_EQ(f.high_watermark, 3);
+}
+
+TEST_F(BrokerCoreTest, DeleteTopicRemovesItAndARecreatedTopicIsEmpty) {
+  CreateTopic("t", 2);
+  RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", 0, MakeBatch(3)).status);
+  RUNNEL_ASSERT_OK(core_->topics().DeleteTopic("t"));
+  EXPECT_EQ(ErrorKindOf(core_->topics().DeleteTopic("t")),
+            ErrorKind::kUnknownTopicOrPartition);
+  EXPECT_EQ(ErrorKindOf(FetchSync(*core_, "t", 0, 0).status),
+            ErrorKind::kUnknownTopicOrPartition);
+  CreateTopic("t", 1);
+  EXPECT_EQ(LogEnd("t"), 0);
+  CloseCore();
+  OpenCore();
+  EXPECT_EQ(LogEnd("t"), 0);
+  EXPECT_EQ(core_->topics().Describe("t")->partitions.size(), 1u);
+}
+
+TEST_F(BrokerCoreTest, AlterConfigsSetsAndDeletesAllOrNothing) {
+  CreateTopic("t", 1, {{"retention.ms", "1000"}});
+  using Op = ConfigChange::Op;
+  RUNNEL_ASSERT_OK(core_->topics().AlterConfigs(
+      "t",
+      {{Op::kSet, "segment.ms", "5000"}, {Op::kDelete, "retention.ms", ""}},
+      false));
+  auto d = core_->topics().Describe("t");
+  ASSERT_THAT(d, IsOk());
+  EXPECT_EQ(d->record.configs, (ConfigMap{{"segment.ms", "5000"}}));
+  // One bad change: nothing applies.
+  EXPECT_EQ(
+      ErrorKindOf(core_->topics().AlterConfigs(
+          "t", {{Op::kSet, "segment.ms", "7"}, {Op::kSet, "bogus.key", "1"}},
+          false)),
+      ErrorKind::kInvalidConfig);
+  EXPECT_EQ(core_->topics().Describe("t")->record.configs,
+            (ConfigMap{{"segment.ms", "5000"}}));
+  EXPECT_EQ(ErrorKindOf(core_->topics().AlterConfigs("nope", {}, false)),
+            ErrorKind::kUnknownTopicOrPartition);
+  // Applied to the live log: max.message.bytes takes effect at once.
+  RUNNEL_ASSERT_OK(core_->topics().AlterConfigs(
+      "t", {{Op::kSet, "max.message.bytes", "500"}}, false));
+  EXPECT_EQ(
+      ErrorKindOf(ProduceSync(*core_, "t", 0, MakeBatch(1, 0, 0, 1000)).status),
+      ErrorKind::kRecordTooLarge);
+}
+
+TEST_F(BrokerCoreTest, CreatePartitionsOnlyGrows) {
+  CreateTopic("t", 2);
+  EXPECT_EQ(ErrorKindOf(core_->topics().CreatePartitions("t", 2, false)),
+            ErrorKind::kInvalidPartitions);
+  EXPECT_EQ(ErrorKindOf(core_->topics().CreatePartitions("t", 1, false)),
+            ErrorKind::kInvalidPartitions);
+  RUNNEL_ASSERT_OK(core_->topics().CreatePartitions("t", 4, false));
+  RUNNEL_EXPECT_OK(ProduceSync(*core_, "t", 3, MakeBatch(1)).status);
+  CloseCore();
+  OpenCore();
+  EXPECT_EQ(core_->topics().Describe("t")->partitions.size(), 4u);
+  EXPECT_EQ(LogEnd("t", 3), 1);
+}
+
+TEST_F(BrokerCoreTest, ProducerIdsAreUniqueAcrossRestarts) {
+  auto a = core_->InitProducerId();
+  auto b = core_->InitProducerId();
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(b, IsOk());
+  EXPECT_NE(a->producer_id, b->producer_id);
+  CloseCore();
+  OpenCore();
+  auto c = core_->InitProducerId();
+  ASSERT_THAT(c, IsOk());
+  EXPECT_GT(c->producer_id, b->producer_id);
+}
+
+TEST_F(BrokerCoreTest, MetricsNameEveryPartition) {
+  CreateTopic("t", 2);
+  RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", 1, MakeBatch(2)).status);
+  std::string text = core_->RenderMetrics();
+  EXPECT_THAT(
+      text,
+      ::testing::HasSubstr(
+          "runnel_partition_log_end_offset{topic=\"t\",partition=\"1\"} 2"));
+  EXPECT_THAT(text,
+              ::testing::HasSubstr("runnel_topic_bytes_in_total{topic=\"t\"}"));
+  EXPECT_THAT(text,
+              ::testing::HasSubstr("runnel_fsync_duration_seconds_bucket"));
+}
+
+}  // namespace
+}  // namespace runnel::broker

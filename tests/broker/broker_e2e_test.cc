@@ -1,0 +1,371 @@
+// End-to-end tests: a real runnel-broker process (BrokerProcess) driven
+// through raw gRPC stubs of runnel.v1.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+
+#include "log/record_batch.h"
+#include "proto/admin_service.grpc.pb.h"
+#include "proto/broker_service.grpc.pb.h"
+#include "tests/broker/test_util.h"
+#include "tests/testing/broker_process.h"
+#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/status_matchers.h"
+
+namespace runnel::broker {
+namespace {
+
+using ::runnel::broker::testing::MakeBatch;
+using ::runnel::testing::BrokerProcess;
+using ::runnel::testing::IsOk;
+using ::testing::HasSubstr;
+
+// GET http://127.0.0.1:port/path with a plain socket; returns the whole
+// response (status line, headers, body) or "" on error.
+std::string HttpGet(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    std::string request = absl::StrCat("GET ", path,
+                                       " HTTP/1.1\r\nHost: localhost\r\n"
+                                       "Connection: close\r\n\r\n");
+    if (::write(fd, request.data(), request.size()) ==
+        static_cast<ssize_t>(request.size())) {
+      char buf[65536];
+      ssize_t n;
+      while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+class BrokerE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto broker = BrokerProcess::Start({.data_dir = dir_.Sub("data")});
+    ASSERT_THAT(broker, IsOk());
+    broker_ = *std::move(broker);
+    Connect();
+  }
+
+  void Connect() {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(128 << 20);
+    args.SetMaxSendMessageSize(128 << 20);
+    channel_ = grpc::CreateCustomChannel(
+        broker_->address(), grpc::InsecureChannelCredentials(), args);
+    stub_ = v1::Broker::NewStub(channel_);
+    admin_ = v1::Admin::NewStub(channel_);
+  }
+
+  std::unique_ptr<grpc::ClientContext> Context(int timeout_s = 30) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::seconds(timeout_s));
+    return ctx;
+  }
+
+  v1::TopicResult CreateTopic(const std::string& name, int partitions = 1,
+                              std::map<std::string, std::string> configs = {}) {
+    v1::CreateTopicsRequest req;
+    v1::NewTopic* t = req.add_topics();
+    t->set_name(name);
+    t->set_num_partitions(partitions);
+    for (const auto& [k, v] : configs) (*t->mutable_configs())[k] = v;
+    v1::CreateTopicsResponse resp;
+    grpc::Status s = admin_->CreateTopics(Context().get(), req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.topics_size() == 1 ? resp.topics(0) : v1::TopicResult();
+  }
+
+  v1::PartitionProduceResponse Produce(const std::string& topic,
+                                       int32_t partition, std::string records,
+                                       v1::Acks acks = v1::ACKS_ALL) {
+    v1::ProduceRequest req;
+    req.set_acks(acks);
+    req.set_timeout_ms(10000);
+    v1::TopicProduceData* t = req.add_topics();
+    t->set_name(topic);
+    v1::PartitionProduceData* p = t->add_partitions();
+    p->set_partition(partition);
+    p->set_records(std::move(records));
+    v1::ProduceResponse resp;
+    grpc::Status s = stub_->Produce(Context().get(), req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    if (resp.topics_size() != 1 || resp.topics(0).partitions_size() != 1) {
+      ADD_FAILURE() << "bad produce response shape";
+      return {};
+    }
+    return resp.topics(0).partitions(0);
+  }
+
+  v1::PartitionFetchResponse Fetch(const std::string& topic, int32_t partition,
+                                   int64_t offset, int max_wait_ms = 0) {
+    v1::FetchRequest req;
+    req.set_max_wait_ms(max_wait_ms);
+    req.set_min_bytes(1);
+    v1::TopicFetchData* t = req.add_topics();
+    t->set_name(topic);
+    v1::PartitionFetchData* p = t->add_partitions();
+    p->set_partition(partition);
+    p->set_fetch_offset(offset);
+    v1::FetchResponse resp;
+    grpc::Status s = stub_->Fetch(Context().get(), req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    if (resp.topics_size() != 1 || resp.topics(0).partitions_size() != 1) {
+      ADD_FAILURE() << "bad fetch response shape";
+      return {};
+    }
+    return resp.topics(0).partitions(0);
+  }
+
+  v1::PartitionDescription Describe(const std::string& topic, int partition) {
+    v1::DescribeTopicsRequest req;
+    req.add_names(topic);
+    v1::DescribeTopicsResponse resp;
+    grpc::Status s = admin_->DescribeTopics(Context().get(), req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    if (resp.topics_size() != 1 ||
+        resp.topics(0).partitions_size() <= partition) {
+      ADD_FAILURE() << "topic " << topic << " not described";
+      return {};
+    }
+    return resp.topics(0).partitions(partition);
+  }
+
+  runnel::testing::ScopedTempDir dir_;
+  std::unique_ptr<BrokerProcess> broker_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Broker::Stub> stub_;
+  std::unique_ptr<v1::Admin::Stub> admin_;
+};
+
+TEST_F(BrokerE2eTest, ProducedBatchIsFetchedBackByteExact) {
+  ASSERT_EQ(CreateTopic("events", 2).error().code(), v1::NONE);
+  const std::string batch = MakeBatch(10);
+  v1::PartitionProduceResponse p = Produce("events", 1, batch);
+  EXPECT_EQ(p.error().code(), v1::NONE) << p.error().message();
+  EXPECT_EQ(p.base_offset(), 0);
+  EXPECT_EQ(p.log_start_offset(), 0);
+  v1::PartitionFetchResponse f = Fetch("events", 1, 0);
+  EXPECT_EQ(f.error().code(), v1::NONE);
+  EXPECT_EQ(f.records(), batch);
+  EXPECT_EQ(f.high_watermark(), 10);
+  EXPECT_EQ(f.log_end_offset(), 10);
+  v1::PartitionDescription d = Describe("events", 1);
+  EXPECT_EQ(d.high_watermark(), 10);
+  EXPECT_EQ(d.log_end_offset(), 10);
+  EXPECT_EQ(d.leader_id(), 0);
+}
+
+TEST_F(BrokerE2eTest, MalformedBatchesGetTypedErrorsAndLeaveTheLogUnchanged) {
+  ASSERT_EQ(CreateTopic("t").error().code(), v1::NONE);
+  ASSERT_EQ(Produce("t", 0, MakeBatch(2)).error().code(), v1::NONE);
+  const std::string good = MakeBatch(3);
+  std::string bad_crc = good;
+  bad_crc[good.size() - 3] ^= 0x40;
+  std::string bad_magic = good;
+  bad_magic[log::kMagicPos] = 7;
+  const std::pair<const char*, std::string> cases[] = {
+      {"bad crc", bad_crc},
+      {"truncated", good.substr(0, good.size() - 1)},
+      {"wrong magic", bad_magic}};
+  for (const auto& [name, bytes] : cases) {
+    SCOPED_TRACE(name);
+    v1::PartitionProduceResponse p = Produce("t", 0, bytes);
+    EXPECT_EQ(p.error().code(), v1::CORRUPT_MESSAGE) << p.error().message();
+    EXPECT_FALSE(p.error().retriable());
+    EXPECT_EQ(p.base_offset(), -1);
+    EXPECT_EQ(Describe("t", 0).log_end_offset(), 2);
+    v1::PartitionFetchResponse f = Fetch("t", 0, 2);
+    EXPECT_EQ(f.error().code(), v1::NONE);
+    EXPECT_TRUE(f.records().empty());
+  }
+}
+
+TEST_F(BrokerE2eTest, BadTopicsPartitionsAndOffsetsAreTyped) {
+  ASSERT_EQ(CreateTopic("t", 2).error().code(), v1::NONE);
+  EXPECT_EQ(CreateTopic("../x").error().code(), v1::INVALID_TOPIC);
+  EXPECT_EQ(CreateTopic("t").error().code(), v1::TOPIC_ALREADY_EXISTS);
+  v1::PartitionProduceResponse unknown = Produce("nope", 0, MakeBatch(1));
+  EXPECT_EQ(unknown.error().code(), v1::UNKNOWN_TOPIC_OR_PARTITION);
+  EXPECT_TRUE(unknown.error().retriable());
+  EXPECT_EQ(Produce("t", 2, MakeBatch(1)).error().code(),
+            v1::UNKNOWN_TOPIC_OR_PARTITION);
+  EXPECT_EQ(Fetch("t", 5, 0).error().code(), v1::UNKNOWN_TOPIC_OR_PARTITION);
+  ASSERT_EQ(Produce("t", 0, MakeBatch(3)).error().code(), v1::NONE);
+  EXPECT_EQ(Fetch("t", 0, -1).error().code(), v1::OFFSET_OUT_OF_RANGE);
+  EXPECT_EQ(Fetch("t", 0, 4).error().code(), v1::OFFSET_OUT_OF_RANGE);
+  EXPECT_EQ(Fetch("t", 0, 4).log_end_offset(), 3);
+}
+
+TEST_F(BrokerE2eTest, OversizeBatchIsRecordTooLarge) {
+  ASSERT_EQ(CreateTopic("t", 1, {{"max.message.bytes", "1000"}}).error().code(),
+            v1::NONE);
+  v1::PartitionProduceResponse p = Produce("t", 0, MakeBatch(1, 0, 0, 5000));
+  EXPECT_EQ(p.error().code(), v1::RECORD_TOO_LARGE) << p.error().message();
+  EXPECT_EQ(Describe("t", 0).log_end_offset(), 0);
+}
+
+TEST_F(BrokerE2eTest, ListOffsetsAndMetadata) {
+  ASSERT_EQ(CreateTopic("t").error().code(), v1::NONE);
+  ASSERT_EQ(Produce("t", 0, MakeBatch(4, 5000)).error().code(), v1::NONE);
+  v1::ListOffsetsRequest req;
+  v1::TopicListOffsets* t = req.add_topics();
+  t->set_name("t");
+  for (int64_t ts : {-2, -1, 5002}) {
+    auto* p = t->add_partitions();
+    p->set_partition(0);
+    p->set_timestamp(ts);
+  }
+  v1::ListOffsetsResponse resp;
+  ASSERT_TRUE(stub_->ListOffsets(Context().get(), req, &resp).ok());
+  ASSERT_EQ(resp.topics(0).partitions_size(), 3);
+  EXPECT_EQ(resp.topics(0).partitions(0).offset(), 0);
+  EXPECT_EQ(resp.topics(0).partitions(1).offset(), 4);
+  EXPECT_EQ(resp.topics(0).partitions(2).offset(), 2);
+
+  v1::MetadataRequest mreq;
+  v1::MetadataResponse mresp;
+  ASSERT_TRUE(stub_->Metadata(Context().get(), mreq, &mresp).ok());
+  ASSERT_EQ(mresp.brokers_size(), 1);
+  EXPECT_EQ(mresp.brokers(0).port(), broker_->grpc_port());
+  ASSERT_EQ(mresp.topics_size(), 1);
+  EXPECT_EQ(mresp.topics(0).name(), "t");
+  EXPECT_EQ(mresp.topics(0).partitions(0).leader_id(), 0);
+  EXPECT_FALSE(mresp.cluster_id().empty());
+}
+
+TEST_F(BrokerE2eTest, LongPollFetchReturnsDataProducedWhileWaiting) {
+  ASSERT_EQ(CreateTopic("t").error().code(), v1::NONE);
+  const std::string batch = MakeBatch(3);
+  v1::PartitionFetchResponse fetched;
+  std::thread consumer([&] { fetched = Fetch("t", 0, 0, 20000); });
+  ASSERT_EQ(Produce("t", 0, batch).error().code(), v1::NONE);
+  consumer.join();
+  EXPECT_EQ(fetched.error().code(), v1::NONE);
+  EXPECT_EQ(fetched.records(), batch);
+}
+
+TEST_F(BrokerE2eTest, FetchStreamPushesNewBatches) {
+  ASSERT_EQ(CreateTopic("t").error().code(), v1::NONE);
+  v1::FetchRequest req;
+  req.set_max_wait_ms(200);
+  auto* p = req.add_topics();
+  p->set_name("t");
+  auto* pp = p->add_partitions();
+  pp->set_partition(0);
+  pp->set_fetch_offset(0);
+  auto ctx = Context();
+  std::unique_ptr<grpc::ClientReader<v1::FetchResponse>> reader =
+      stub_->FetchStream(ctx.get(), req);
+  std::string expected;
+  for (int i = 0; i < 3; ++i) {
+    std::string batch = MakeBatch(2, 1000, 2 * i);
+    expected += batch;
+    ASSERT_EQ(Produce("t", 0, batch).error().code(), v1::NONE);
+  }
+  std::string received;
+  v1::FetchResponse resp;
+  while (received.size() < expected.size() && reader->Read(&resp)) {
+    for (const auto& t : resp.topics()) {
+      for (const auto& part : t.partitions()) received += part.records();
+    }
+  }
+  EXPECT_EQ(received, expected);
+  ctx->TryCancel();
+  reader->Finish().IgnoreError();
+}
+
+TEST_F(BrokerE2eTest, AcknowledgedRecordsSurviveSigkill) {
+  ASSERT_EQ(CreateTopic("t").error().code(), v1::NONE);
+  std::vector<std::string> acked;
+  for (int i = 0; i < 20; ++i) {
+    std::string batch = MakeBatch(5, 1000 + i, 5 * i);
+    v1::PartitionProduceResponse p = Produce("t", 0, batch);
+    ASSERT_EQ(p.error().code(), v1::NONE);
+    ASSERT_EQ(p.base_offset(), 5 * i);
+    acked.push_back(batch);
+  }
+  RUNNEL_ASSERT_OK(broker_->Kill());
+  RUNNEL_ASSERT_OK(broker_->Restart());
+  Connect();
+  std::string all;
+  int64_t offset = 0;
+  while (offset < 100) {
+    v1::PartitionFetchResponse f = Fetch("t", 0, offset);
+    ASSERT_EQ(f.error().code(), v1::NONE) << f.error().message();
+    ASSERT_FALSE(f.records().empty()) << "missing data at " << offset;
+    all += f.records();
+    // Continue after the last whole batch returned.
+    std::string_view rest(f.records());
+    while (!rest.empty()) {
+      auto view = log::RecordBatchView::Parse(rest);
+      ASSERT_THAT(view, IsOk());
+      offset = view->next_offset();
+      rest.remove_prefix(view->size_bytes());
+    }
+  }
+  std::string expected;
+  for (const std::string& b : acked) expected += b;
+  EXPECT_EQ(all, expected);
+  EXPECT_EQ(Describe("t", 0).log_end_offset(), 100);
+}
+
+TEST_F(BrokerE2eTest, SigtermExitsZeroAndRestartKeepsTopicsAndData) {
+  ASSERT_EQ(CreateTopic("kept", 3, {{"retention.ms", "-1"}}).error().code(),
+            v1::NONE);
+  const std::string batch = MakeBatch(7);
+  ASSERT_EQ(Produce("kept", 2, batch, v1::ACKS_LEADER).error().code(),
+            v1::NONE);
+  absl::StatusOr<int> code = broker_->Stop();
+  ASSERT_THAT(code, IsOk());
+  EXPECT_EQ(*code, 0);
+  RUNNEL_ASSERT_OK(broker_->Restart());
+  Connect();
+  v1::ListTopicsResponse topics;
+  ASSERT_TRUE(
+      admin_->ListTopics(Context().get(), v1::ListTopicsRequest(), &topics)
+          .ok());
+  ASSERT_EQ(topics.topics_size(), 1);
+  EXPECT_EQ(topics.topics(0).name(), "kept");
+  EXPECT_EQ(topics.topics(0).num_partitions(), 3);
+  EXPECT_EQ(Fetch("kept", 2, 0).records(), batch);
+}
+
+TEST_F(BrokerE2eTest, HealthzAndMetricsAnswerOverHttp) {
+  ASSERT_EQ(CreateTopic("t").error().code(), v1::NONE);
+  ASSERT_EQ(Produce("t", 0, MakeBatch(1)).error().code(), v1::NONE);
+  EXPECT_THAT(HttpGet(broker_->http_port(), "/healthz"), HasSubstr("ok"));
+  std::string metrics = HttpGet(broker_->http_port(), "/metrics");
+  EXPECT_THAT(metrics, HasSubstr("runnel_requests_total{api=\"Produce\"} 1"));
+  EXPECT_THAT(
+      metrics,
+      HasSubstr("runnel_request_duration_seconds_bucket{api=\"Produce\""));
+  EXPECT_THAT(
+      metrics,
+      HasSubstr(
+          "runnel_partition_log_end_offset{topic=\"t\",partition=\"0\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("runnel_topic_bytes_in_total{topic=\"t\"}"));
+}
+
+}  // namespace
+}  // namespace runnel::broker
