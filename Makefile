@@ -5,6 +5,9 @@
 PRESET ?= release
 BUILD_DIR := build/$(PRESET)
 JOBS ?= $(shell nproc)
+# ccache hits across clones of the repository (CI builds in a fresh clone).
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 all: build
 
@@ -28,12 +31,15 @@ fuzz: deps
 	cmake --build build/fuzz -j $(JOBS) --target fuzzers
 	bash tests/fuzz/run-fuzzers.sh build/fuzz $(FUZZ_SECONDS)
 
+RUNNEL := $(BUILD_DIR)/tools/runnel
 run: build
-	@if [ -x $(BUILD_DIR)/broker/runnel-broker ]; then \
-	  mkdir -p data && exec $(BUILD_DIR)/broker/runnel-broker --data-dir ./data; \
-	else \
-	  $(BUILD_DIR)/tools/runnel --help; \
-	fi
+	@mkdir -p data
+	@echo "Starting one broker with its data in ./data (gRPC 127.0.0.1:7070, HTTP 127.0.0.1:7071)."
+	@echo "In another terminal, create a topic, then produce and consume:"
+	@echo "  $(RUNNEL) topic create demo --partitions 3"
+	@echo "  echo 'hello' | $(RUNNEL) produce demo"
+	@echo "  $(RUNNEL) consume demo --from-beginning --follow"
+	@exec $(BUILD_DIR)/broker/runnel-broker --data-dir ./data
 
 format:
 	git ls-files '*.h' '*.cc' | xargs clang-format -i

@@ -1,0 +1,502 @@
+#include "runnel/producer.h"
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+
+#include "client/metadata.h"
+#include "client/record_accumulator.h"
+#include "client/rpc.h"
+#include "common/check.h"
+#include "common/clock.h"
+#include "common/status_macros.h"
+
+#include "runnel/partitioner.h"
+
+namespace runnel::client {
+
+namespace {
+
+log::Compression ToLogCompression(Compression c) {
+  switch (c) {
+    case Compression::kNone:
+      return log::Compression::kNone;
+    case Compression::kGzip:
+      return log::Compression::kGzip;
+    case Compression::kSnappy:
+      return log::Compression::kSnappy;
+    case Compression::kLz4:
+      return log::Compression::kLz4;
+    case Compression::kZstd:
+      return log::Compression::kZstd;
+  }
+  return log::Compression::kNone;
+}
+
+v1::Acks ToWireAcks(Acks acks) {
+  switch (acks) {
+    case Acks::kNone:
+      return v1::ACKS_NONE;
+    case Acks::kLeader:
+      return v1::ACKS_LEADER;
+    case Acks::kAll:
+      return v1::ACKS_ALL;
+  }
+  return v1::ACKS_ALL;
+}
+
+std::string PartitionName(const TopicPartition& tp) {
+  return absl::StrCat(tp.topic, "-", tp.partition);
+}
+
+}  // namespace
+
+// Owns the accumulator and the sender thread, which drains ready batches,
+// groups them by leader into ProduceRequests and sends them with gRPC's
+// callback API; responses complete, retry or fail the batches on gRPC's
+// callback threads. Thread-safe.
+class Producer::Impl {
+ public:
+  explicit Impl(ProducerOptions options);
+  ~Impl();
+
+  absl::Status Send(ProducerRecord record, DeliveryCallback callback);
+  bool Flush(absl::Duration timeout) { return accumulator_.Flush(timeout); }
+  void Close(absl::Duration timeout);
+  absl::StatusOr<int32_t> PartitionCount(const std::string& topic) {
+    return metadata_.PartitionCount(topic);
+  }
+
+ private:
+  // One ProduceRequest in flight and the batches it carries, in request
+  // order per partition.
+  struct ProduceCall {
+    grpc::ClientContext ctx;
+    v1::ProduceRequest request;
+    v1::ProduceResponse response;
+    std::string address;
+    std::vector<
+        std::pair<TopicPartition, std::vector<std::unique_ptr<ProducerBatch>>>>
+        partitions;
+  };
+
+  void RunSender();
+  void SendReady(std::vector<std::unique_ptr<ProducerBatch>> ready);
+  void Dispatch(std::unique_ptr<ProduceCall> call);
+  void HandleResponse(ProduceCall* call, const grpc::Status& status);
+  void HandlePartition(const TopicPartition& tp,
+                       std::vector<std::unique_ptr<ProducerBatch>> batches,
+                       const v1::PartitionProduceResponse* response,
+                       const grpc::Status& rpc_status);
+  // Fails or re-enqueues `batches` of one partition after a retriable error.
+  void RetryOrFail(std::vector<std::unique_ptr<ProducerBatch>> batches,
+                   const absl::Status& error);
+  void FailAll(std::vector<std::unique_ptr<ProducerBatch>> batches,
+               const absl::Status& error);
+
+  const ProducerOptions options_;
+  Clock* const clock_;
+  ChannelPool pool_;
+  Metadata metadata_;
+  StickyPartitioner sticky_;
+  RecordAccumulator accumulator_;
+
+  absl::Mutex mu_;
+  absl::CondVar calls_cv_;
+  int in_flight_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> metadata_stale_{false};
+  std::thread sender_;
+};
+
+namespace {
+
+AccumulatorOptions MakeAccumulatorOptions(const ProducerOptions& o,
+                                          Clock* clock) {
+  AccumulatorOptions a;
+  a.batch_size = o.batch_size;
+  a.linger_ms = o.linger_ms;
+  a.buffer_memory = o.buffer_memory;
+  a.max_block_ms = o.max_block_ms;
+  a.delivery_timeout_ms = o.delivery_timeout_ms;
+  a.retry_backoff_ms = o.retry_backoff_ms;
+  a.max_request_size = o.max_request_size;
+  a.compression = ToLogCompression(o.compression);
+  a.clock = clock;
+  return a;
+}
+
+}  // namespace
+
+Producer::Impl::Impl(ProducerOptions options)
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? options_.clock
+                                       : SystemClock::Default()),
+      metadata_(&pool_, options_.bootstrap, options_.request_timeout_ms),
+      sticky_(options_.partitioner_seed != 0 ? options_.partitioner_seed
+                                             : std::random_device{}()),
+      accumulator_(MakeAccumulatorOptions(options_, clock_)) {
+  sender_ = std::thread([this] { RunSender(); });
+}
+
+Producer::Impl::~Impl() { Close(absl::InfiniteDuration()); }
+
+absl::Status Producer::Impl::Send(ProducerRecord record,
+                                  DeliveryCallback callback) {
+  RUNNEL_ASSIGN_OR_RETURN(const int32_t count,
+                          metadata_.PartitionCount(record.topic));
+  if (count <= 0) {
+    return absl::UnavailableError(
+        absl::StrCat("topic ", record.topic, " has no partitions"));
+  }
+  int32_t partition;
+  bool sticky = false;
+  if (record.partition.has_value()) {
+    partition = *record.partition;
+    if (partition < 0 || partition >= count) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("partition ", partition, " out of range for topic ",
+                       record.topic, " (", count, " partitions)"));
+    }
+  } else if (record.key.has_value()) {
+    partition = PartitionForKey(*record.key, count);
+  } else {
+    partition = sticky_.Partition(record.topic, count);
+    sticky = true;
+  }
+  std::vector<log::RecordHeader> headers;
+  headers.reserve(record.headers.size());
+  for (Header& h : record.headers) {
+    headers.push_back(log::RecordHeader{std::move(h.key), std::move(h.value)});
+  }
+  const int64_t timestamp = record.timestamp_ms.value_or(clock_->NowMs());
+  std::optional<std::string_view> key;
+  if (record.key) key = *record.key;
+  std::optional<std::string_view> value;
+  if (record.value) value = *record.value;
+  TopicPartition tp{record.topic, partition};
+  RUNNEL_ASSIGN_OR_RETURN(const RecordAccumulator::AppendResult result,
+                          accumulator_.Append(tp, timestamp, key, value,
+                                              headers, std::move(callback)));
+  if (sticky && result.batch_closed) {
+    sticky_.OnBatchCompleted(record.topic, partition, count);
+  }
+  return absl::OkStatus();
+}
+
+void Producer::Impl::Close(absl::Duration timeout) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    closed_ = true;
+  }
+  accumulator_.Close();
+  if (!accumulator_.Flush(timeout)) {
+    FailAll(accumulator_.AbortQueued(),
+            absl::CancelledError("producer closed before delivery"));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  accumulator_.Wakeup();
+  sender_.join();
+  // In-flight calls end within request_timeout_ms; their callbacks use this
+  // object, so wait for them.
+  {
+    absl::MutexLock lock(&mu_);
+    while (in_flight_calls_ > 0) calls_cv_.Wait(&mu_);
+  }
+  // A response that arrived while stopping may have re-enqueued its batches.
+  FailAll(accumulator_.AbortQueued(),
+          absl::CancelledError("producer closed before delivery"));
+}
+
+void Producer::Impl::RunSender() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) break;
+      // Back pressure towards the broker: bounded requests in flight.
+      while (in_flight_calls_ >= options_.max_in_flight_requests && !stop_) {
+        calls_cv_.Wait(&mu_);
+      }
+      if (stop_) break;
+    }
+    if (metadata_stale_.exchange(false)) {
+      // Best effort: a failure shows up as a missing leader below.
+      metadata_.Refresh({}).IgnoreError();
+    }
+    const int64_t now = clock_->NowMs();
+    RecordAccumulator::DrainResult drained = accumulator_.Drain(now);
+    for (auto& batch : drained.expired) {
+      std::vector<std::unique_ptr<ProducerBatch>> one;
+      one.push_back(std::move(batch));
+      FailAll(std::move(one), absl::DeadlineExceededError(absl::StrCat(
+                                  "record not sent within delivery.timeout.ms=",
+                                  options_.delivery_timeout_ms)));
+    }
+    if (!drained.ready.empty()) {
+      SendReady(std::move(drained.ready));
+      continue;
+    }
+    int64_t wait_ms = 100;
+    if (drained.next_ready_ms != std::numeric_limits<int64_t>::max()) {
+      wait_ms = std::clamp<int64_t>(drained.next_ready_ms - now, 0, 100);
+    }
+    accumulator_.AwaitWork(absl::Milliseconds(wait_ms));
+  }
+}
+
+void Producer::Impl::SendReady(
+    std::vector<std::unique_ptr<ProducerBatch>> ready) {
+  // Batches arrive grouped by partition in queue order; keep that order.
+  absl::flat_hash_map<std::string, std::unique_ptr<ProduceCall>> calls;
+  std::vector<std::string> order;
+  for (auto& batch : ready) {
+    const TopicPartition tp = batch->topic_partition();
+    if (absl::Status s = batch->Seal(); !s.ok()) {
+      std::vector<std::unique_ptr<ProducerBatch>> one;
+      one.push_back(std::move(batch));
+      FailAll(std::move(one), s);
+      accumulator_.Unmute(tp);
+      continue;
+    }
+    std::string leader = metadata_.CachedLeaderAddress(tp);
+    if (leader.empty()) {
+      absl::StatusOr<std::string> looked_up = metadata_.LeaderAddress(tp);
+      if (!looked_up.ok()) {
+        std::vector<std::unique_ptr<ProducerBatch>> one;
+        one.push_back(std::move(batch));
+        RetryOrFail(std::move(one), looked_up.status());
+        continue;
+      }
+      leader = *looked_up;
+    }
+    auto& call = calls[leader];
+    if (call == nullptr) {
+      call = std::make_unique<ProduceCall>();
+      call->address = leader;
+      call->request.set_acks(ToWireAcks(options_.acks));
+      call->request.set_timeout_ms(
+          static_cast<int32_t>(options_.request_timeout_ms));
+      order.push_back(leader);
+    }
+    if (call->partitions.empty() || call->partitions.back().first != tp) {
+      call->partitions.emplace_back(
+          tp, std::vector<std::unique_ptr<ProducerBatch>>());
+    }
+    call->partitions.back().second.push_back(std::move(batch));
+  }
+  for (const std::string& address : order) Dispatch(std::move(calls[address]));
+}
+
+void Producer::Impl::Dispatch(std::unique_ptr<ProduceCall> call) {
+  // One TopicProduceData per topic; the partitions of a topic in order.
+  absl::flat_hash_map<std::string, v1::TopicProduceData*> topics;
+  for (auto& [tp, batches] : call->partitions) {
+    v1::TopicProduceData*& topic = topics[tp.topic];
+    if (topic == nullptr) {
+      topic = call->request.add_topics();
+      topic->set_name(tp.topic);
+    }
+    v1::PartitionProduceData* p = topic->add_partitions();
+    p->set_partition(tp.partition);
+    size_t size = 0;
+    for (const auto& b : batches) size += b->bytes().size();
+    std::string* records = p->mutable_records();
+    records->reserve(size);
+    for (const auto& b : batches) {
+      b->RecordAttempt();
+      records->append(b->bytes());
+    }
+  }
+  call->ctx.set_deadline(DeadlineAfterMs(options_.request_timeout_ms + 5000));
+  {
+    absl::MutexLock lock(&mu_);
+    ++in_flight_calls_;
+  }
+  ProduceCall* raw = call.release();
+  pool_.Broker(raw->address)
+      ->async()
+      ->Produce(&raw->ctx, &raw->request, &raw->response,
+                [this, raw](grpc::Status status) {
+                  HandleResponse(raw, status);
+                  delete raw;
+                  absl::MutexLock lock(&mu_);
+                  --in_flight_calls_;
+                  calls_cv_.SignalAll();
+                });
+}
+
+void Producer::Impl::HandleResponse(ProduceCall* call,
+                                    const grpc::Status& status) {
+  absl::flat_hash_map<TopicPartition, const v1::PartitionProduceResponse*>
+      results;
+  if (status.ok()) {
+    for (const v1::TopicProduceResponse& t : call->response.topics()) {
+      for (const v1::PartitionProduceResponse& p : t.partitions()) {
+        results[TopicPartition{t.name(), p.partition()}] = &p;
+      }
+    }
+  }
+  for (auto& [tp, batches] : call->partitions) {
+    auto it = results.find(tp);
+    HandlePartition(tp, std::move(batches),
+                    it == results.end() ? nullptr : it->second, status);
+  }
+}
+
+void Producer::Impl::HandlePartition(
+    const TopicPartition& tp,
+    std::vector<std::unique_ptr<ProducerBatch>> batches,
+    const v1::PartitionProduceResponse* response,
+    const grpc::Status& rpc_status) {
+  if (!rpc_status.ok()) {
+    absl::Status error =
+        RpcToStatus(rpc_status, absl::StrCat("produce to ", PartitionName(tp)));
+    if (IsRetriableRpc(rpc_status)) {
+      metadata_stale_ = true;
+      RetryOrFail(std::move(batches), error);
+    } else {
+      FailAll(std::move(batches), error);
+      accumulator_.Unmute(tp);
+    }
+    return;
+  }
+  if (response == nullptr) {
+    FailAll(std::move(batches),
+            absl::InternalError(
+                absl::StrCat("produce response lacks ", PartitionName(tp))));
+    accumulator_.Unmute(tp);
+    return;
+  }
+  if (HasError(response->error())) {
+    absl::Status error = ErrorToStatus(response->error(), PartitionName(tp));
+    if (NeedsMetadataRefresh(response->error().code())) {
+      metadata_.Invalidate(tp.topic);
+      metadata_stale_ = true;
+    }
+    if (response->error().retriable()) {
+      RetryOrFail(std::move(batches), error);
+    } else {
+      FailAll(std::move(batches), error);
+      accumulator_.Unmute(tp);
+    }
+    return;
+  }
+  int64_t base = response->base_offset();
+  for (auto& batch : batches) {
+    batch->Complete(base, response->log_append_time_ms());
+    if (base >= 0) base += batch->record_count();
+    accumulator_.Deallocate(std::move(batch));
+  }
+  accumulator_.Unmute(tp);
+}
+
+void Producer::Impl::RetryOrFail(
+    std::vector<std::unique_ptr<ProducerBatch>> batches,
+    const absl::Status& error) {
+  if (batches.empty()) return;
+  const TopicPartition tp = batches.front()->topic_partition();
+  const int64_t now = clock_->NowMs();
+  bool closing;
+  {
+    absl::MutexLock lock(&mu_);
+    closing = stop_;
+  }
+  // Batches of one partition expire in order: once the oldest may not be
+  // retried, fail the ones before the first that still may, keeping order.
+  std::vector<std::unique_ptr<ProducerBatch>> retry;
+  for (auto& batch : batches) {
+    const bool expired =
+        closing || now + options_.retry_backoff_ms - batch->created_ms() >=
+                       options_.delivery_timeout_ms;
+    if (expired && retry.empty()) {
+      std::vector<std::unique_ptr<ProducerBatch>> one;
+      one.push_back(std::move(batch));
+      FailAll(std::move(one),
+              absl::Status(error.code(),
+                           absl::StrCat(error.message(),
+                                        " (gave up within "
+                                        "delivery.timeout.ms=",
+                                        options_.delivery_timeout_ms, ")")));
+    } else {
+      retry.push_back(std::move(batch));
+    }
+  }
+  if (retry.empty()) {
+    accumulator_.Unmute(tp);
+  } else {
+    accumulator_.Reenqueue(std::move(retry), now);
+  }
+}
+
+void Producer::Impl::FailAll(
+    std::vector<std::unique_ptr<ProducerBatch>> batches,
+    const absl::Status& error) {
+  for (auto& batch : batches) {
+    batch->Fail(error);
+    accumulator_.Deallocate(std::move(batch));
+  }
+}
+
+// --- Producer ----------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(
+    ProducerOptions options) {
+  if (options.bootstrap.empty()) {
+    return absl::InvalidArgumentError("bootstrap address is empty");
+  }
+  if (options.batch_size == 0 || options.buffer_memory == 0 ||
+      options.max_request_size == 0 || options.max_in_flight_requests <= 0) {
+    return absl::InvalidArgumentError(
+        "batch_size, buffer_memory, max_request_size and "
+        "max_in_flight_requests must be positive");
+  }
+  if (options.linger_ms < 0 || options.max_block_ms < 0 ||
+      options.delivery_timeout_ms <= 0 || options.request_timeout_ms <= 0 ||
+      options.retry_backoff_ms < 0) {
+    return absl::InvalidArgumentError("negative or zero timeout in options");
+  }
+  return std::unique_ptr<Producer>(
+      new Producer(std::make_unique<Impl>(std::move(options))));
+}
+
+Producer::Producer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Producer::~Producer() = default;
+
+absl::Status Producer::Send(ProducerRecord record, DeliveryCallback callback) {
+  return impl_->Send(std::move(record), std::move(callback));
+}
+
+std::future<absl::StatusOr<RecordMetadata>> Producer::Send(
+    ProducerRecord record) {
+  auto promise =
+      std::make_shared<std::promise<absl::StatusOr<RecordMetadata>>>();
+  std::future<absl::StatusOr<RecordMetadata>> future = promise->get_future();
+  absl::Status s = impl_->Send(
+      std::move(record), [promise](const absl::StatusOr<RecordMetadata>& r) {
+        promise->set_value(r);
+      });
+  if (!s.ok()) promise->set_value(s);
+  return future;
+}
+
+bool Producer::Flush(absl::Duration timeout) { return impl_->Flush(timeout); }
+
+void Producer::Close(absl::Duration timeout) { impl_->Close(timeout); }
+
+absl::StatusOr<int32_t> Producer::PartitionCount(const std::string& topic) {
+  return impl_->PartitionCount(topic);
+}
+
+}  // namespace runnel::client

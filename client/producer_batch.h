@@ -1,0 +1,84 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+
+#include "log/record_batch.h"
+
+#include "runnel/record.h"
+
+namespace runnel::client {
+
+// The records a producer has accepted for one partition, encoded into one
+// RecordBatch v2, and the delivery callback of each. A batch is filled by the
+// accumulator, then sealed (encoded once, so retries resend identical bytes),
+// then completed or failed exactly once. Thread-compatible: the accumulator's
+// lock guards it while it is open; afterwards one thread owns it.
+class ProducerBatch {
+ public:
+  ProducerBatch(TopicPartition tp, const log::BatchBuilderOptions& options,
+                int64_t created_ms, uint64_t id);
+  ProducerBatch(const ProducerBatch&) = delete;
+  ProducerBatch& operator=(const ProducerBatch&) = delete;
+
+  // Adds one record. `reserved_bytes` is the buffer memory held for it,
+  // released when the batch is deallocated.
+  void Append(int64_t timestamp_ms, std::optional<std::string_view> key,
+              std::optional<std::string_view> value,
+              const std::vector<log::RecordHeader>& headers,
+              DeliveryCallback callback, size_t reserved_bytes);
+
+  const TopicPartition& topic_partition() const { return tp_; }
+  uint64_t id() const { return id_; }
+  int64_t created_ms() const { return created_ms_; }
+  int32_t record_count() const { return static_cast<int32_t>(pending_.size()); }
+  // Uncompressed encoded size so far (what batch.size is compared against).
+  size_t size_bytes() const { return builder_.uncompressed_size_bytes(); }
+  size_t reserved_bytes() const { return reserved_bytes_; }
+
+  // Encodes the batch on first call; later calls are no-ops. kInternal if a
+  // codec fails.
+  absl::Status Seal();
+  bool sealed() const { return sealed_; }
+  // The encoded batch; only after a successful Seal().
+  const std::string& bytes() const { return bytes_; }
+
+  // Delivery bookkeeping for the sender.
+  int attempts() const { return attempts_; }
+  void RecordAttempt() { ++attempts_; }
+  int64_t retry_after_ms() const { return retry_after_ms_; }
+  void set_retry_after_ms(int64_t ms) { retry_after_ms_ = ms; }
+
+  // Runs every callback with its record's metadata: offsets base_offset + i
+  // (-1 for all when base_offset < 0, as with acks=none), the timestamp
+  // log_append_time_ms when >= 0, else the record's own.
+  void Complete(int64_t base_offset, int64_t log_append_time_ms);
+  // Runs every callback with `status`.
+  void Fail(const absl::Status& status);
+  bool done() const { return done_; }
+
+ private:
+  struct Pending {
+    DeliveryCallback callback;
+    int64_t timestamp_ms;
+  };
+
+  TopicPartition tp_;
+  uint64_t id_;
+  int64_t created_ms_;
+  log::RecordBatchBuilder builder_;
+  std::vector<Pending> pending_;
+  size_t reserved_bytes_ = 0;
+  bool sealed_ = false;
+  bool done_ = false;
+  std::string bytes_;
+  int attempts_ = 0;
+  int64_t retry_after_ms_ = 0;
+};
+
+}  // namespace runnel::client

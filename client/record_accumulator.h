@@ -1,0 +1,164 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+#include "client/producer_batch.h"
+#include "common/clock.h"
+#include "log/record_batch.h"
+
+#include "runnel/record.h"
+
+namespace runnel::client {
+
+struct AccumulatorOptions {
+  // A batch is sent once it holds this many (uncompressed) bytes...
+  size_t batch_size = 16384;
+  // ...or once its first record has waited this long.
+  int64_t linger_ms = 5;
+  // Bytes of records accepted but not yet acknowledged, across partitions.
+  size_t buffer_memory = 32 << 20;
+  // How long Append waits for buffer memory before failing.
+  int64_t max_block_ms = 60000;
+  // A batch not delivered this long after creation fails.
+  int64_t delivery_timeout_ms = 120000;
+  // Delay before a failed batch is retried.
+  int64_t retry_backoff_ms = 100;
+  // Most bytes drained for one partition at once (one request's share).
+  size_t max_request_size = 1 << 20;
+  log::Compression compression = log::Compression::kNone;
+  // Linger, backoff and delivery timeouts follow this clock (borrowed; must
+  // outlive the accumulator). Blocking on memory uses real time.
+  Clock* clock = nullptr;  // nullptr: SystemClock::Default()
+};
+
+// Per-partition queues of ProducerBatches between Producer::Send and the
+// sender. Keeps order per partition: Drain hands out a partition's batches
+// only while none of them is in flight (the partition is "muted" until the
+// sender calls Unmute or Reenqueue). Bounds memory: Append blocks while the
+// buffer is full, up to max_block_ms, then fails with kResourceExhausted.
+// Needs no network, so it is tested on its own. Thread-safe.
+class RecordAccumulator {
+ public:
+  explicit RecordAccumulator(AccumulatorOptions options);
+  RecordAccumulator(const RecordAccumulator&) = delete;
+  RecordAccumulator& operator=(const RecordAccumulator&) = delete;
+
+  struct AppendResult {
+    bool new_batch = false;   // the record opened a new batch
+    bool batch_full = false;  // the batch it went into is now full
+    // A batch of the partition stopped taking records: the previous one
+    // (the record did not fit) or the one it went into (now full).
+    bool batch_closed = false;
+  };
+
+  // Adds one record to the partition's open batch (opening one when needed).
+  // Errors (the callback is then NOT called): kInvalidArgument if the record
+  // alone exceeds buffer_memory or max_request_size; kResourceExhausted when
+  // no buffer memory frees up within max_block_ms; kFailedPrecondition after
+  // Close().
+  absl::StatusOr<AppendResult> Append(
+      const TopicPartition& tp, int64_t timestamp_ms,
+      std::optional<std::string_view> key,
+      std::optional<std::string_view> value,
+      const std::vector<log::RecordHeader>& headers, DeliveryCallback callback);
+
+  struct DrainResult {
+    // Sealed batches to send, grouped by partition in queue order; each of
+    // their partitions is muted until Unmute/Reenqueue.
+    std::vector<std::unique_ptr<ProducerBatch>> ready;
+    // Batches older than delivery_timeout_ms that were never sent: the caller
+    // fails and deallocates them.
+    std::vector<std::unique_ptr<ProducerBatch>> expired;
+    // Clock time when a batch not ready now becomes ready (linger, backoff);
+    // max() when nothing waits.
+    int64_t next_ready_ms = std::numeric_limits<int64_t>::max();
+  };
+  // Takes the batches that are ready at `now_ms`: a partition's front batch
+  // is ready when it is full, lingered long enough, is followed by another
+  // batch, or when a flush, Close or a blocked Append is waiting. Takes up to
+  // max_request_size bytes per partition (at least one batch).
+  DrainResult Drain(int64_t now_ms);
+
+  // The sender finished with the partition's in-flight batches.
+  void Unmute(const TopicPartition& tp);
+  // Puts failed batches back at the front of their partition (in the given
+  // order), to be retried after retry_backoff_ms, and unmutes it.
+  void Reenqueue(std::vector<std::unique_ptr<ProducerBatch>> batches,
+                 int64_t now_ms);
+  // Releases a completed (or failed) batch's buffer memory.
+  void Deallocate(std::unique_ptr<ProducerBatch> batch);
+
+  // Waits until something may have become ready (a new or full batch, an
+  // unmute, a flush, Close) or `timeout` passes. For the sender thread.
+  void AwaitWork(absl::Duration timeout);
+  // Wakes AwaitWork (e.g. metadata arrived).
+  void Wakeup();
+
+  // Makes every batch ready and blocks until all batches that existed when
+  // it was called are completed or failed. False if `timeout` passed first.
+  bool Flush(absl::Duration timeout = absl::InfiniteDuration());
+  // Rejects new Appends, fails blocked ones, and makes everything ready.
+  void Close();
+  // Removes every queued (not in-flight) batch, for the caller to fail.
+  std::vector<std::unique_ptr<ProducerBatch>> AbortQueued();
+
+  bool closed() const;
+  // Batches queued or in flight, not yet deallocated.
+  size_t incomplete_batches() const;
+  size_t used_memory() const;
+  // Appends currently blocked on buffer memory.
+  int blocked_appends() const;
+
+  // Buffer memory reserved for one record (its encoded size, bounded above).
+  static size_t EstimateRecordSize(
+      std::optional<std::string_view> key,
+      std::optional<std::string_view> value,
+      const std::vector<log::RecordHeader>& headers);
+
+ private:
+  struct PartitionQueue {
+    std::deque<std::unique_ptr<ProducerBatch>> batches;
+    bool open_back = false;  // batches.back() still takes appends
+    bool muted = false;
+  };
+
+  bool ReadyLocked(const PartitionQueue& q, const ProducerBatch& batch,
+                   bool is_last, int64_t now_ms, int64_t* next_ready_ms) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DrainPartitionLocked(PartitionQueue& q, int64_t now_ms,
+                            DrainResult& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool WaitForMemoryLocked(size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const AccumulatorOptions options_;
+  Clock* const clock_;
+  log::BatchBuilderOptions builder_options_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar memory_cv_;  // memory released or closed
+  absl::CondVar work_cv_;    // work for the sender
+  absl::CondVar done_cv_;    // a batch was deallocated
+  bool work_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  int flushes_ ABSL_GUARDED_BY(mu_) = 0;
+  int blocked_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t used_memory_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_batch_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::set<uint64_t> incomplete_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<TopicPartition, PartitionQueue> queues_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace runnel::client

@@ -1,0 +1,635 @@
+// End-to-end tests of the client library against a real runnel-broker
+// process (tests/testing/broker_process.h).
+
+#include <signal.h>
+
+#include <chrono>
+#include <future>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include <grpcpp/grpcpp.h>
+
+#include "common/check.h"
+#include "log/record_batch.h"
+#include "proto/broker_service.grpc.pb.h"
+#include "tests/testing/broker_process.h"
+#include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/wait_for.h"
+
+#include "runnel/admin.h"
+#include "runnel/consumer.h"
+#include "runnel/partitioner.h"
+#include "runnel/producer.h"
+
+namespace runnel::client {
+namespace {
+
+using ::runnel::testing::BrokerProcess;
+using ::runnel::testing::BrokerProcessOptions;
+using ::runnel::testing::IsOk;
+using ::runnel::testing::ScopedTempDir;
+using ::runnel::testing::StatusIs;
+using ::testing::HasSubstr;
+
+std::unique_ptr<BrokerProcess> StartBroker(const std::string& data_dir) {
+  BrokerProcessOptions options;
+  options.data_dir = data_dir;
+  auto broker = BrokerProcess::Start(options);
+  RUNNEL_CHECK_MSG(broker.ok(), "broker did not start");
+  return std::move(broker).value();
+}
+
+class ClientE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new ScopedTempDir();
+    broker_ = StartBroker(dir_->Sub("data")).release();
+  }
+  static void TearDownTestSuite() {
+    delete broker_;
+    delete dir_;
+  }
+
+  std::string Address() const { return broker_->address(); }
+
+  void CreateTopic(const std::string& name, int partitions,
+                   std::map<std::string, std::string> configs = {}) {
+    auto admin = Admin::Create({Address()}).value();
+    RUNNEL_ASSERT_OK(admin->CreateTopic({name, partitions, 1, configs}));
+  }
+
+  ProducerOptions Producing(Acks acks = Acks::kAll) const {
+    ProducerOptions o;
+    o.bootstrap = Address();
+    o.acks = acks;
+    o.linger_ms = 1;
+    o.delivery_timeout_ms = 20000;
+    o.request_timeout_ms = 10000;
+    return o;
+  }
+
+  std::unique_ptr<Consumer> MakeConsumer(int32_t max_wait_ms = 100,
+                                         bool stream = true) const {
+    ConsumerOptions o;
+    o.bootstrap = Address();
+    o.auto_offset_reset = OffsetReset::kNone;
+    o.fetch_max_wait_ms = max_wait_ms;
+    o.fetch_stream = stream;
+    return Consumer::Create(o).value();
+  }
+
+  // Polls until `n` records arrived (or 20 s passed).
+  static std::vector<ConsumerRecord> PollN(Consumer& consumer, size_t n) {
+    std::vector<ConsumerRecord> out;
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (out.size() < n && std::chrono::steady_clock::now() < deadline) {
+      auto records = consumer.Poll(absl::Milliseconds(200));
+      EXPECT_THAT(records, IsOk());
+      if (!records.ok()) break;
+      for (auto& r : *records) out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  static std::vector<TopicPartition> All(const std::string& topic, int n) {
+    std::vector<TopicPartition> out;
+    for (int p = 0; p < n; ++p) out.push_back({topic, p});
+    return out;
+  }
+
+  // Long-polls an empty partition, produces one record from another
+  // thread, and expects the poll to return it long before max_wait_ms.
+  void ExpectWakeUp(const std::string& topic, bool stream);
+
+  static ScopedTempDir* dir_;
+  static BrokerProcess* broker_;
+};
+
+ScopedTempDir* ClientE2eTest::dir_ = nullptr;
+BrokerProcess* ClientE2eTest::broker_ = nullptr;
+
+TEST_F(ClientE2eTest, RoundTripKeepsKeysHeadersAndNulls) {
+  CreateTopic("roundtrip", 3);
+  auto producer = Producer::Create(Producing()).value();
+  std::vector<ProducerRecord> sent = {
+      {.topic = "roundtrip", .key = "user-1", .value = "v1"},
+      {.topic = "roundtrip", .key = "", .value = ""},
+      {.topic = "roundtrip", .key = "user-2", .value = std::nullopt},
+      {.topic = "roundtrip",
+       .partition = 2,
+       .key = std::nullopt,
+       .value = std::string("bin\0ary", 7),
+       .headers = {{"h1", "x"}, {"h2", std::nullopt}, {"h3", ""}}},
+  };
+  std::vector<std::future<absl::StatusOr<RecordMetadata>>> futures;
+  for (const auto& r : sent) futures.push_back(producer->Send(r));
+  std::vector<RecordMetadata> acked;
+  for (auto& f : futures) {
+    auto md = f.get();
+    ASSERT_THAT(md, IsOk());
+    acked.push_back(*md);
+  }
+  // Keyed records land where Kafka's default partitioner puts them.
+  EXPECT_EQ(acked[0].partition, PartitionForKey("user-1", 3));
+  EXPECT_EQ(acked[1].partition, PartitionForKey("", 3));
+  EXPECT_EQ(acked[2].partition, PartitionForKey("user-2", 3));
+  EXPECT_EQ(acked[3].partition, 2);
+
+  auto consumer = MakeConsumer();
+  RUNNEL_ASSERT_OK(consumer->Assign(All("roundtrip", 3)));
+  RUNNEL_ASSERT_OK(consumer->SeekToBeginning(All("roundtrip", 3)));
+  std::vector<ConsumerRecord> got = PollN(*consumer, sent.size());
+  ASSERT_EQ(got.size(), sent.size());
+  for (size_t i = 0; i < sent.size(); ++i) {
+    SCOPED_TRACE(i);
+    const ConsumerRecord* match = nullptr;
+    for (const auto& r : got) {
+      if (r.partition == acked[i].partition && r.offset == acked[i].offset) {
+        match = &r;
+      }
+    }
+    ASSERT_NE(match, nullptr);
+    EXPECT_EQ(match->topic, "roundtrip");
+    EXPECT_EQ(match->key, sent[i].key);
+    EXPECT_EQ(match->value, sent[i].value);
+    EXPECT_EQ(match->headers, sent[i].headers);
+    EXPECT_EQ(match->timestamp_ms, acked[i].timestamp_ms);
+  }
+}
+
+TEST_F(ClientE2eTest, EveryCompressionCodecRoundTrips) {
+  for (Compression c :
+       {Compression::kNone, Compression::kGzip, Compression::kSnappy,
+        Compression::kLz4, Compression::kZstd}) {
+    const std::string topic = absl::StrCat("codec-", static_cast<int>(c));
+    SCOPED_TRACE(topic);
+    CreateTopic(topic, 1);
+    ProducerOptions o = Producing();
+    o.compression = c;
+    o.linger_ms = 50;  // several records per batch
+    auto producer = Producer::Create(o).value();
+    std::vector<std::future<absl::StatusOr<RecordMetadata>>> futures;
+    for (int i = 0; i < 300; ++i) {
+      futures.push_back(producer->Send(
+          {.topic = topic,
+           .key = absl::StrCat("k", i % 7),
+           .value = std::string(100 + i, static_cast<char>('a' + i % 26)),
+           .headers = {{"i", absl::StrCat(i)}}}));
+    }
+    for (auto& f : futures) ASSERT_THAT(f.get(), IsOk());
+    auto consumer = MakeConsumer();
+    RUNNEL_ASSERT_OK(consumer->Assign({{topic, 0}}));
+    RUNNEL_ASSERT_OK(consumer->SeekToBeginning({{topic, 0}}));
+    auto got = PollN(*consumer, 300);
+    ASSERT_EQ(got.size(), 300u);
+    for (int i = 0; i < 300; ++i) {
+      EXPECT_EQ(got[i].offset, i);
+      EXPECT_EQ(got[i].key, absl::StrCat("k", i % 7));
+      EXPECT_EQ(got[i].value,
+                std::string(100 + i, static_cast<char>('a' + i % 26)));
+      ASSERT_EQ(got[i].headers.size(), 1u);
+      EXPECT_EQ(got[i].headers[0].value, absl::StrCat(i));
+    }
+  }
+}
+
+TEST_F(ClientE2eTest, OrderIsKeptPerPartitionAndKey) {
+  CreateTopic("ordering", 3);
+  ProducerOptions o = Producing(Acks::kLeader);
+  o.batch_size = 2048;  // many small batches per partition in flight
+  auto producer = Producer::Create(o).value();
+  constexpr int kRecords = 3000;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < kRecords; ++i) {
+    RUNNEL_ASSERT_OK(
+        producer->Send({.topic = "ordering",
+                        .key = absl::StrCat("key", i % 10),
+                        .value = absl::StrCat(i)},
+                       [&](const absl::StatusOr<RecordMetadata>& r) {
+                         if (!r.ok()) ++failures;
+                       }));
+  }
+  ASSERT_TRUE(producer->Flush(absl::Seconds(30)));
+  EXPECT_EQ(failures.load(), 0);
+  auto consumer = MakeConsumer();
+  RUNNEL_ASSERT_OK(consumer->Assign(All("ordering", 3)));
+  RUNNEL_ASSERT_OK(consumer->SeekToBeginning(All("ordering", 3)));
+  auto got = PollN(*consumer, kRecords);
+  ASSERT_EQ(got.size(), static_cast<size_t>(kRecords));
+  std::map<std::string, int> last_seq;
+  std::map<int32_t, int64_t> next_offset;
+  for (const auto& r : got) {
+    EXPECT_EQ(r.offset, next_offset[r.partition]++);  // contiguous, once
+    EXPECT_EQ(r.partition, PartitionForKey(*r.key, 3));
+    const int seq = std::stoi(*r.value);
+    auto it = last_seq.find(*r.key);
+    if (it != last_seq.end()) {
+      EXPECT_GT(seq, it->second) << *r.key;
+    }
+    last_seq[*r.key] = seq;
+  }
+}
+
+TEST_F(ClientE2eTest, ReplaysFromEarliestOffsetAndTimestamp) {
+  CreateTopic("replay", 1);
+  auto producer = Producer::Create(Producing()).value();
+  const int64_t base = 1'700'000'000'000;
+  std::vector<std::future<absl::StatusOr<RecordMetadata>>> futures;
+  for (int i = 0; i < 100; ++i) {
+    futures.push_back(producer->Send({.topic = "replay",
+                                      .value = absl::StrCat(i),
+                                      .timestamp_ms = base + i * 10}));
+  }
+  for (auto& f : futures) ASSERT_THAT(f.get(), IsOk());
+  const TopicPartition tp{"replay", 0};
+  auto consumer = MakeConsumer();
+  RUNNEL_ASSERT_OK(consumer->Assign({tp}));
+
+  RUNNEL_ASSERT_OK(consumer->SeekToBeginning({tp}));
+  auto all = PollN(*consumer, 100);
+  ASSERT_EQ(all.size(), 100u);
+  EXPECT_EQ(all.front().value, "0");
+  EXPECT_EQ(all.back().value, "99");
+  EXPECT_EQ(all[42].timestamp_ms, base + 420);
+
+  RUNNEL_ASSERT_OK(consumer->Seek(tp, 50));
+  auto from_offset = PollN(*consumer, 50);
+  ASSERT_EQ(from_offset.size(), 50u);
+  EXPECT_EQ(from_offset.front().offset, 50);
+  EXPECT_EQ(*consumer->Position(tp), 100);
+
+  RUNNEL_ASSERT_OK(consumer->SeekToTimestamp({tp}, base + 295));
+  auto from_time = PollN(*consumer, 70);
+  ASSERT_EQ(from_time.size(), 70u);
+  EXPECT_EQ(from_time.front().offset, 30);  // first timestamp >= base + 295
+
+  // After the last timestamp: the end, nothing to read.
+  RUNNEL_ASSERT_OK(consumer->SeekToTimestamp({tp}, base + 100000));
+  EXPECT_EQ(*consumer->Position(tp), 100);
+
+  // The unary Fetch path (used with several leaders) reads the same.
+  auto unary = MakeConsumer(100, /*stream=*/false);
+  RUNNEL_ASSERT_OK(unary->Assign({tp}));
+  RUNNEL_ASSERT_OK(unary->Seek(tp, 90));
+  auto tail = PollN(*unary, 10);
+  ASSERT_EQ(tail.size(), 10u);
+  EXPECT_EQ(tail.front().value, "90");
+  EXPECT_EQ(tail.back().value, "99");
+}
+
+TEST_F(ClientE2eTest, LongPollWakesUpWhenDataLands) {
+  for (const bool stream : {true, false}) {
+    SCOPED_TRACE(stream ? "FetchStream" : "Fetch");
+    ExpectWakeUp(absl::StrCat("longpoll-", stream), stream);
+  }
+}
+
+void ClientE2eTest::ExpectWakeUp(const std::string& topic, bool stream) {
+  CreateTopic(topic, 1);
+  const TopicPartition tp{topic, 0};
+  auto consumer = MakeConsumer(/*max_wait_ms=*/20000, stream);
+  RUNNEL_ASSERT_OK(consumer->Assign({tp}));
+  RUNNEL_ASSERT_OK(consumer->SeekToEnd({tp}));
+  const auto start = std::chrono::steady_clock::now();
+  std::thread producer_thread([&] {
+    auto producer = Producer::Create(Producing()).value();
+    EXPECT_THAT(producer->Send({.topic = topic, .value = "wake"}).get(),
+                IsOk());
+  });
+  std::vector<ConsumerRecord> got;
+  while (got.empty() &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(15)) {
+    auto records = consumer->Poll(absl::Seconds(15));
+    ASSERT_THAT(records, IsOk());
+    got = std::move(*records);
+  }
+  producer_thread.join();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].value, "wake");
+  // Far below the 20 s the broker may hold the fetch: it woke on the append.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+}
+
+TEST_F(ClientE2eTest, FullBufferBlocksThenFailsClearlyAndLosesNothing) {
+  CreateTopic("backpressure", 1);
+  ProducerOptions o = Producing();
+  o.buffer_memory = 64 << 10;
+  o.batch_size = 8 << 10;
+  o.max_block_ms = 300;
+  auto producer = Producer::Create(o).value();
+  ASSERT_THAT(producer->PartitionCount("backpressure"), IsOk());
+  // A stopped broker acknowledges nothing, so the buffer fills up.
+  ASSERT_EQ(kill(broker_->pid(), SIGSTOP), 0);
+  std::atomic<int> acked{0};
+  std::atomic<int> failed{0};
+  int accepted = 0;
+  absl::Status refused;
+  std::chrono::steady_clock::duration blocked{};
+  for (int i = 0; i < 10000 && refused.ok(); ++i) {
+    const auto before = std::chrono::steady_clock::now();
+    refused = producer->Send(
+        {.topic = "backpressure", .value = std::string(1000, 'b')},
+        [&](const absl::StatusOr<RecordMetadata>& r) {
+          (r.ok() ? acked : failed).fetch_add(1);
+        });
+    blocked = std::chrono::steady_clock::now() - before;
+    if (refused.ok()) ++accepted;
+  }
+  ASSERT_EQ(kill(broker_->pid(), SIGCONT), 0);
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("buffer"));
+  EXPECT_GE(blocked, std::chrono::milliseconds(250));  // waited max.block.ms
+  EXPECT_GT(accepted, 10);
+  EXPECT_LT(accepted, 100);  // ~64 KiB of 1 KB records
+  ASSERT_TRUE(producer->Flush(absl::Seconds(30)));
+  EXPECT_EQ(acked.load(), accepted);
+  EXPECT_EQ(failed.load(), 0);
+  auto consumer = MakeConsumer();
+  auto ends = consumer->EndOffsets({{"backpressure", 0}});
+  ASSERT_THAT(ends, IsOk());
+  EXPECT_EQ(ends->at({"backpressure", 0}), accepted);
+}
+
+TEST_F(ClientE2eTest, UnknownTopicOrPartitionIsRejected) {
+  auto producer = Producer::Create(Producing()).value();
+  EXPECT_THAT(producer->Send({.topic = "no-such-topic", .value = "x"}).get(),
+              StatusIs(absl::StatusCode::kNotFound));
+  CreateTopic("two", 2);
+  EXPECT_THAT(
+      producer->Send({.topic = "two", .partition = 2, .value = "x"}).get(),
+      StatusIs(absl::StatusCode::kInvalidArgument));
+  auto consumer = MakeConsumer();
+  EXPECT_THAT(consumer->Assign({{"two", 5}}),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(consumer->Assign({{"no-such-topic", 0}}),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(ClientE2eTest, BadOffsetsAreReported) {
+  CreateTopic("offsets", 1);
+  const TopicPartition tp{"offsets", 0};
+  auto producer = Producer::Create(Producing()).value();
+  ASSERT_THAT(producer->Send({.topic = "offsets", .value = "only"}).get(),
+              IsOk());
+  auto consumer = MakeConsumer();
+  RUNNEL_ASSERT_OK(consumer->Assign({tp}));
+  EXPECT_THAT(consumer->Seek(tp, -1),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  RUNNEL_ASSERT_OK(consumer->Seek(tp, 1000));
+  absl::StatusOr<std::vector<ConsumerRecord>> polled;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    polled = consumer->Poll(absl::Milliseconds(500));
+  } while (polled.ok() && polled->empty() &&
+           std::chrono::steady_clock::now() < deadline);
+  EXPECT_THAT(polled, StatusIs(absl::StatusCode::kOutOfRange));
+}
+
+TEST_F(ClientE2eTest, OversizeRecordFailsAndLeavesLogUnchanged) {
+  CreateTopic("oversize", 1, {{"max.message.bytes", "10000"}});
+  auto producer = Producer::Create(Producing()).value();
+  auto result =
+      producer->Send({.topic = "oversize", .value = std::string(20000, 'x')})
+          .get();
+  EXPECT_THAT(result, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(std::string(result.status().message()),
+              HasSubstr("RECORD_TOO_LARGE"));
+  auto consumer = MakeConsumer();
+  auto ends = consumer->EndOffsets({{"oversize", 0}});
+  ASSERT_THAT(ends, IsOk());
+  EXPECT_EQ(ends->at({"oversize", 0}), 0);
+  // A record above max_request_size never leaves the client.
+  EXPECT_THAT(
+      producer->Send({.topic = "oversize", .value = std::string(2 << 20, 'x')})
+          .get(),
+      StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(ClientE2eTest, InvalidTopicNamesAreRejected) {
+  auto admin = Admin::Create({Address()}).value();
+  for (const std::string& name :
+       {std::string("../x"), std::string(""), std::string("."),
+        std::string(".."), std::string("a b"), std::string("a/b"),
+        std::string(250, 'n')}) {
+    SCOPED_TRACE(name);
+    EXPECT_THAT(admin->CreateTopic({name, 1}),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+  }
+  RUNNEL_EXPECT_OK(admin->CreateTopic({std::string(249, 'n'), 1}));
+  EXPECT_THAT(admin->CreateTopic({std::string(249, 'n'), 1}),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+}
+
+TEST_F(ClientE2eTest, AdminManagesTopicLifecycle) {
+  auto admin = Admin::Create({Address()}).value();
+  RUNNEL_ASSERT_OK(
+      admin->CreateTopic({"admin-t", 2, 1, {{"retention.ms", "60000"}}}));
+  auto listed = admin->ListTopics();
+  ASSERT_THAT(listed, IsOk());
+  bool found = false;
+  for (const auto& t : *listed) {
+    if (t.name == "admin-t") {
+      found = true;
+      EXPECT_EQ(t.num_partitions, 2);
+    }
+  }
+  EXPECT_TRUE(found);
+  RUNNEL_ASSERT_OK(
+      admin->AlterTopicConfigs("admin-t", {{"retention.ms", "120000"}}));
+  RUNNEL_ASSERT_OK(admin->CreatePartitions("admin-t", 4));
+  auto described = admin->DescribeTopics({"admin-t"});
+  ASSERT_THAT(described, IsOk());
+  ASSERT_EQ(described->size(), 1u);
+  EXPECT_EQ((*described)[0].partitions.size(), 4u);
+  EXPECT_EQ((*described)[0].configs.at("retention.ms").value, "120000");
+  EXPECT_FALSE((*described)[0].configs.at("retention.ms").is_default);
+  EXPECT_THAT(admin->CreatePartitions("admin-t", 3),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  RUNNEL_ASSERT_OK(admin->DeleteTopic("admin-t"));
+  EXPECT_THAT(admin->DescribeTopics({"admin-t"}),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(admin->DeleteTopic("admin-t"),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+// Sends one hand-made batch through a raw stub, bypassing the producer.
+v1::PartitionProduceResponse ProduceRaw(const std::string& address,
+                                        const std::string& topic,
+                                        std::string records) {
+  auto stub = v1::Broker::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  v1::ProduceRequest request;
+  request.set_acks(v1::ACKS_ALL);
+  auto* t = request.add_topics();
+  t->set_name(topic);
+  auto* p = t->add_partitions();
+  p->set_partition(0);
+  p->set_records(std::move(records));
+  v1::ProduceResponse response;
+  grpc::ClientContext ctx;
+  grpc::Status s = stub->Produce(&ctx, request, &response);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  if (response.topics_size() == 0 ||
+      response.topics(0).partitions_size() == 0) {
+    return {};
+  }
+  return response.topics(0).partitions(0);
+}
+
+TEST_F(ClientE2eTest, MalformedBatchesGetTypedErrorsAndWriteNothing) {
+  CreateTopic("malformed", 1);
+  log::RecordBatchBuilder builder;
+  builder.Append(1'700'000'000'000, std::nullopt, std::string("payload"));
+  const std::string good = builder.Build().value();
+
+  std::string bad_crc = good;
+  bad_crc[bad_crc.size() - 1] ^= 0x01;
+  std::string bad_magic = good;
+  bad_magic[log::kMagicPos] = 1;
+  std::string truncated = good.substr(0, good.size() - 3);
+
+  for (const auto& [name, bytes] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"bad crc", bad_crc},
+           {"bad magic", bad_magic},
+           {"truncated", truncated}}) {
+    SCOPED_TRACE(name);
+    v1::PartitionProduceResponse r = ProduceRaw(Address(), "malformed", bytes);
+    EXPECT_THAT(r.error().code(),
+                ::testing::AnyOf(v1::CORRUPT_MESSAGE, v1::INVALID_RECORD));
+    EXPECT_FALSE(r.error().retriable());
+    EXPECT_EQ(r.base_offset(), -1);
+  }
+  auto consumer = MakeConsumer();
+  auto ends = consumer->EndOffsets({{"malformed", 0}});
+  ASSERT_THAT(ends, IsOk());
+  EXPECT_EQ(ends->at({"malformed", 0}), 0);
+  // The intact batch still goes in at offset 0.
+  EXPECT_EQ(ProduceRaw(Address(), "malformed", good).base_offset(), 0);
+}
+
+// Brokers of their own: these tests kill and restart them.
+class ClientRestartTest : public ::testing::Test {
+ protected:
+  ScopedTempDir dir_;
+};
+
+TEST_F(ClientRestartTest, AcksAllRecordsSurviveSigkill) {
+  auto broker = StartBroker(dir_.Sub("data"));
+  auto admin = Admin::Create({broker->address()}).value();
+  RUNNEL_ASSERT_OK(admin->CreateTopic({"durable", 1}));
+  ProducerOptions o;
+  o.bootstrap = broker->address();
+  o.acks = Acks::kAll;
+  o.linger_ms = 0;
+  o.batch_size = 4096;
+  auto producer = Producer::Create(o).value();
+  std::vector<std::future<absl::StatusOr<RecordMetadata>>> futures;
+  for (int i = 0; i < 2000; ++i) {
+    futures.push_back(
+        producer->Send({.topic = "durable", .value = absl::StrCat("r", i)}));
+  }
+  std::vector<int64_t> offsets;
+  for (auto& f : futures) {
+    auto md = f.get();
+    ASSERT_THAT(md, IsOk());
+    offsets.push_back(md->offset);
+  }
+  // SIGKILL right after the last acknowledgement: no clean shutdown.
+  RUNNEL_ASSERT_OK(broker->Kill());
+  producer.reset();
+  RUNNEL_ASSERT_OK(broker->Restart());
+
+  ConsumerOptions co;
+  co.bootstrap = broker->address();
+  co.auto_offset_reset = OffsetReset::kEarliest;
+  co.fetch_max_wait_ms = 100;
+  auto consumer = Consumer::Create(co).value();
+  RUNNEL_ASSERT_OK(consumer->Assign({{"durable", 0}}));
+  std::vector<ConsumerRecord> got;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (got.size() < 2000 && std::chrono::steady_clock::now() < deadline) {
+    auto records = consumer->Poll(absl::Milliseconds(200));
+    ASSERT_THAT(records, IsOk());
+    for (auto& r : *records) got.push_back(std::move(r));
+  }
+  ASSERT_EQ(got.size(), 2000u);
+  for (int i = 0; i < 2000; ++i) {
+    EXPECT_EQ(got[i].offset, offsets[i]);
+    EXPECT_EQ(got[i].value, absl::StrCat("r", i));
+  }
+  auto ends = consumer->EndOffsets({{"durable", 0}});
+  ASSERT_THAT(ends, IsOk());
+  EXPECT_EQ(ends->at({"durable", 0}), 2000);  // once: nothing duplicated
+}
+
+TEST_F(ClientRestartTest, ProducerRetriesWhileBrokerIsDown) {
+  auto broker = StartBroker(dir_.Sub("data"));
+  auto admin = Admin::Create({broker->address()}).value();
+  RUNNEL_ASSERT_OK(admin->CreateTopic({"retried", 1}));
+  ProducerOptions o;
+  o.bootstrap = broker->address();
+  o.linger_ms = 0;
+  o.retry_backoff_ms = 20;
+  o.delivery_timeout_ms = 30000;
+  auto producer = Producer::Create(o).value();
+  ASSERT_THAT(producer->Send({.topic = "retried", .value = "before"}).get(),
+              IsOk());
+  RUNNEL_ASSERT_OK(broker->Kill());
+  // Sent while the broker is down: UNAVAILABLE is retried with backoff.
+  std::vector<std::future<absl::StatusOr<RecordMetadata>>> futures;
+  for (int i = 0; i < 50; ++i) {
+    futures.push_back(
+        producer->Send({.topic = "retried", .value = absl::StrCat(i)}));
+  }
+  RUNNEL_ASSERT_OK(broker->Restart());
+  for (int i = 0; i < 50; ++i) {
+    auto md = futures[i].get();
+    ASSERT_THAT(md, IsOk());
+    EXPECT_EQ(md->offset, i + 1);  // in order, after the first record
+  }
+}
+
+TEST_F(ClientRestartTest, SigtermRestartKeepsTopicsAndData) {
+  auto broker = StartBroker(dir_.Sub("data"));
+  {
+    auto admin = Admin::Create({broker->address()}).value();
+    RUNNEL_ASSERT_OK(admin->CreateTopic({"kept", 2}));
+    ProducerOptions o;
+    o.bootstrap = broker->address();
+    auto producer = Producer::Create(o).value();
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_THAT(producer
+                      ->Send({.topic = "kept",
+                              .partition = i % 2,
+                              .value = absl::StrCat(i)})
+                      .get(),
+                  IsOk());
+    }
+  }
+  auto code = broker->Stop();
+  ASSERT_THAT(code, IsOk());
+  EXPECT_EQ(*code, 0);
+  RUNNEL_ASSERT_OK(broker->Restart());
+  auto admin = Admin::Create({broker->address()}).value();
+  auto described = admin->DescribeTopics({"kept"});
+  ASSERT_THAT(described, IsOk());
+  ASSERT_EQ((*described)[0].partitions.size(), 2u);
+  EXPECT_EQ((*described)[0].partitions[0].high_watermark, 5);
+  EXPECT_EQ((*described)[0].partitions[1].high_watermark, 5);
+}
+
+}  // namespace
+}  // namespace runnel::client

@@ -1,0 +1,504 @@
+#include "tools/bench_command.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+
+#include "tools/cli_context.h"
+#include "tools/client_cli.h"
+#include "tools/output_format.h"
+
+#include "runnel/consumer.h"
+#include "runnel/producer.h"
+
+namespace runnel::tools {
+
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Log-linear histogram of microseconds: 64 sub-buckets per power of two, so
+// a reported percentile is within ~1.6% of the true value. Thread-safe.
+class LatencyHistogram {
+ public:
+  void Record(int64_t ns) {
+    const uint64_t us = ns <= 0 ? 0 : static_cast<uint64_t>(ns / 1000);
+    counts_[Index(us)].fetch_add(1, std::memory_order_relaxed);
+    total_.fetch_add(1, std::memory_order_relaxed);
+    uint64_t prev = max_us_.load(std::memory_order_relaxed);
+    while (us > prev && !max_us_.compare_exchange_weak(
+                            prev, us, std::memory_order_relaxed)) {
+    }
+  }
+  // Milliseconds at quantile q in [0, 1]; 0 when empty.
+  double PercentileMs(double q) const {
+    const uint64_t total = total_.load();
+    if (total == 0) return 0;
+    const auto target =
+        std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(q * total)));
+    uint64_t seen = 0;
+    for (size_t i = 0; i < counts_.size(); ++i) {
+      seen += counts_[i].load(std::memory_order_relaxed);
+      if (seen >= target) return Midpoint(i) / 1000.0;
+    }
+    return MaxMs();
+  }
+  double MaxMs() const { return static_cast<double>(max_us_.load()) / 1000.0; }
+  uint64_t count() const { return total_.load(); }
+
+ private:
+  static constexpr int kSubBits = 6;
+  static constexpr uint64_t kSub = uint64_t{1} << kSubBits;
+  static size_t Index(uint64_t us) {
+    if (us < kSub) return us;
+    const int exponent = 63 - std::countl_zero(us);  // >= kSubBits
+    const int shift = exponent - kSubBits;
+    return (shift + 1) * kSub + ((us >> shift) - kSub);
+  }
+  static double Midpoint(size_t index) {
+    if (index < kSub) return static_cast<double>(index);
+    const int shift = static_cast<int>(index / kSub) - 1;
+    const uint64_t low = (kSub + index % kSub) << shift;
+    return static_cast<double>(low) +
+           static_cast<double>(uint64_t{1} << shift) / 2;
+  }
+  std::array<std::atomic<uint64_t>, 64 * 64> counts_{};
+  std::atomic<uint64_t> total_{0};
+  std::atomic<uint64_t> max_us_{0};
+};
+
+struct Summary {
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+  double seconds = 0;
+  const LatencyHistogram* latency = nullptr;
+};
+
+void PrintSummary(const char* what, const Summary& s, bool json) {
+  const double secs = s.seconds > 0 ? s.seconds : 1e-9;
+  const double rps = static_cast<double>(s.records) / secs;
+  const double mbps = static_cast<double>(s.bytes) / 1e6 / secs;
+  const LatencyHistogram& h = *s.latency;
+  if (json) {
+    std::printf("%s\n", JsonObject()
+                            .String("bench", what)
+                            .Uint("records", s.records)
+                            .Uint("bytes", s.bytes)
+                            .Double("seconds", s.seconds)
+                            .Double("records_per_sec", rps)
+                            .Double("mb_per_sec", mbps)
+                            .Double("p50_ms", h.PercentileMs(0.5))
+                            .Double("p99_ms", h.PercentileMs(0.99))
+                            .Double("p999_ms", h.PercentileMs(0.999))
+                            .Double("max_ms", h.MaxMs())
+                            .Build()
+                            .c_str());
+  } else {
+    std::printf(
+        "%s: %llu records, %llu bytes in %.3f s: %.0f records/s, %.1f MB/s; "
+        "latency ms p50 %.3f p99 %.3f p99.9 %.3f max %.3f\n",
+        what, static_cast<unsigned long long>(s.records),
+        static_cast<unsigned long long>(s.bytes), s.seconds, rps, mbps,
+        h.PercentileMs(0.5), h.PercentileMs(0.99), h.PercentileMs(0.999),
+        h.MaxMs());
+  }
+  std::fflush(stdout);
+}
+
+// Prints "label: N records (R/s)" to stderr once a second until stopped.
+class Progress {
+ public:
+  Progress(const char* label, const std::atomic<uint64_t>* counter)
+      : label_(label), counter_(counter), thread_([this] { Run(); }) {}
+  ~Progress() {
+    stop_.Notify();
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    uint64_t last = 0;
+    const int64_t start = NowNs();
+    while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+      const uint64_t now = counter_->load();
+      std::fprintf(stderr, "%s: %llu records (%llu/s), %.0f s\n", label_,
+                   static_cast<unsigned long long>(now),
+                   static_cast<unsigned long long>(now - last),
+                   static_cast<double>(NowNs() - start) / 1e9);
+      last = now;
+    }
+  }
+  const char* label_;
+  const std::atomic<uint64_t>* counter_;
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
+struct ProducerFlags {
+  std::string topic;
+  int64_t records = 1'000'000;
+  size_t record_size = 100;
+  std::string acks = "all";
+  std::string compression = "none";
+  int producers = 1;
+  double rate = 0;  // records/s over all producers; 0: unlimited
+  // Measured best on one partition (docs/benchmarks.md): ~1 MB batches,
+  // one per request.
+  size_t batch_size = 1'000'000;
+  int64_t linger_ms = 5;
+  size_t buffer_memory = 64 << 20;
+  size_t max_request_size = 1 << 20;
+  bool json = false;
+};
+
+void AddProducerFlags(CLI::App* cmd, ProducerFlags& f) {
+  cmd->add_option("--topic", f.topic, "Topic (must exist)")->required();
+  cmd->add_option("--records", f.records, "Records to send")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--record-size", f.record_size, "Value bytes per record")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--acks", f.acks, "all | leader | none")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"all", "leader", "none", "-1", "1", "0"}));
+  cmd->add_option("--compression", f.compression,
+                  "none | gzip | snappy | lz4 | zstd")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "gzip", "snappy", "lz4", "zstd"}));
+  cmd->add_option("--rate", f.rate, "Records per second in total (0: max)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch-size", f.batch_size, "Producer batch.size bytes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--linger-ms", f.linger_ms, "Producer linger.ms")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--buffer-memory", f.buffer_memory, "Producer buffer.memory")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-request-size", f.max_request_size,
+                  "Bytes per partition per request")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--json", f.json, "Print the summary as one JSON object");
+}
+
+absl::StatusOr<client::ProducerOptions> MakeProducerOptions(
+    const ProducerFlags& f) {
+  client::ProducerOptions o;
+  o.bootstrap = GetCliContext().bootstrap;
+  auto acks = client::ParseAcks(f.acks);
+  if (!acks.ok()) return acks.status();
+  auto compression = client::ParseCompression(f.compression);
+  if (!compression.ok()) return compression.status();
+  o.acks = *acks;
+  o.compression = *compression;
+  o.batch_size = f.batch_size;
+  o.linger_ms = f.linger_ms;
+  o.buffer_memory = f.buffer_memory;
+  o.max_request_size = f.max_request_size;
+  return o;
+}
+
+// Shared by every in-flight record's callback.
+struct SendState {
+  LatencyHistogram latency;
+  std::atomic<uint64_t> sent{0};
+  std::atomic<uint64_t> acked{0};
+  std::atomic<uint64_t> failed{0};
+  absl::Mutex mu;
+  absl::Status first_error ABSL_GUARDED_BY(mu);
+};
+
+// Sends `count` records of `size` bytes at `rate` per second (0: as fast as
+// the buffer allows). When `stamp` is set, the first 8 bytes of each value
+// carry the send time (steady clock ns) for the e2e bench.
+absl::Status SendRecords(client::Producer& producer, const std::string& topic,
+                         int64_t count, size_t size, double rate, bool stamp,
+                         SendState& state) {
+  const std::string payload(size, 'x');
+  const int64_t start = NowNs();
+  for (int64_t i = 0; i < count; ++i) {
+    if (rate > 0) {
+      const auto due =
+          start + static_cast<int64_t>(static_cast<double>(i) * 1e9 / rate);
+      const int64_t now = NowNs();
+      if (due > now) {
+        std::this_thread::sleep_for(std::chrono::nanoseconds(due - now));
+      }
+    }
+    client::ProducerRecord record;
+    record.topic = topic;
+    record.value = payload;
+    const int64_t sent_ns = NowNs();
+    if (stamp) std::memcpy(record.value->data(), &sent_ns, sizeof(sent_ns));
+    SendState* s = &state;
+    absl::Status status = producer.Send(
+        std::move(record),
+        [s, sent_ns](const absl::StatusOr<client::RecordMetadata>& r) {
+          if (r.ok()) {
+            s->latency.Record(NowNs() - sent_ns);
+            s->acked.fetch_add(1, std::memory_order_relaxed);
+          } else {
+            s->failed.fetch_add(1, std::memory_order_relaxed);
+            absl::MutexLock lock(&s->mu);
+            if (s->first_error.ok()) s->first_error = r.status();
+          }
+        });
+    if (!status.ok()) return status;
+    state.sent.fetch_add(1, std::memory_order_relaxed);
+  }
+  return absl::OkStatus();
+}
+
+void RunBenchProduce(const ProducerFlags& f, int producers) {
+  auto options = MakeProducerOptions(f);
+  if (!options.ok()) return Fail("bench produce", options.status(), 2);
+  std::vector<std::unique_ptr<client::Producer>> list;
+  for (int i = 0; i < producers; ++i) {
+    auto p = client::Producer::Create(*options);
+    if (!p.ok()) return Fail("bench produce", p.status(), 2);
+    if (auto n = (*p)->PartitionCount(f.topic); !n.ok()) {
+      return Fail("bench produce", n.status());
+    }
+    list.push_back(std::move(*p));
+  }
+  SendState state;
+  std::vector<absl::Status> results(producers);
+  const int64_t start = NowNs();
+  {
+    Progress progress("bench produce acked", &state.acked);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < producers; ++i) {
+      const int64_t share =
+          f.records / producers + (i < f.records % producers ? 1 : 0);
+      threads.emplace_back([&, i, share] {
+        results[i] = SendRecords(*list[i], f.topic, share, f.record_size,
+                                 f.rate / producers, false, state);
+        list[i]->Flush();
+      });
+    }
+    for (std::thread& t : threads) t.join();
+  }
+  const double seconds = static_cast<double>(NowNs() - start) / 1e9;
+  for (auto& p : list) p->Close();
+  for (const absl::Status& s : results) {
+    if (!s.ok()) return Fail("bench produce", s);
+  }
+  PrintSummary("produce",
+               Summary{state.acked.load(), state.acked.load() * f.record_size,
+                       seconds, &state.latency},
+               f.json);
+  absl::MutexLock lock(&state.mu);
+  if (state.failed.load() > 0) {
+    Fail("bench produce",
+         absl::Status(state.first_error.code(),
+                      absl::StrCat(state.failed.load(), " records failed: ",
+                                   state.first_error.message())));
+  }
+}
+
+struct ConsumeFlags {
+  std::string topic;
+  int64_t records = 0;  // 0: everything up to the high watermark at start
+  int32_t fetch_max_bytes = 64 << 20;
+  // 2 MiB measured fastest on one partition (docs/benchmarks.md).
+  int32_t partition_fetch_bytes = 2 << 20;
+  bool json = false;
+};
+
+void RunBenchConsume(const ConsumeFlags& f) {
+  client::ConsumerOptions o;
+  o.bootstrap = GetCliContext().bootstrap;
+  o.auto_offset_reset = client::OffsetReset::kEarliest;
+  o.fetch_max_bytes = f.fetch_max_bytes;
+  o.max_partition_fetch_bytes = f.partition_fetch_bytes;
+  o.max_buffered_bytes = std::max<size_t>(
+      64 << 20, 4 * static_cast<size_t>(f.partition_fetch_bytes));
+  auto consumer_or = client::Consumer::Create(o);
+  if (!consumer_or.ok()) return Fail("bench consume", consumer_or.status(), 2);
+  client::Consumer& consumer = **consumer_or;
+  auto tps = consumer.PartitionsFor(f.topic);
+  if (!tps.ok()) return Fail("bench consume", tps.status());
+  if (absl::Status s = consumer.Assign(*tps); !s.ok()) {
+    return Fail("bench consume", s);
+  }
+  if (absl::Status s = consumer.SeekToBeginning(*tps); !s.ok()) {
+    return Fail("bench consume", s);
+  }
+  auto starts = consumer.BeginningOffsets(*tps);
+  auto ends = consumer.EndOffsets(*tps);
+  if (!starts.ok()) return Fail("bench consume", starts.status());
+  if (!ends.ok()) return Fail("bench consume", ends.status());
+  uint64_t target = 0;
+  for (const auto& [tp, end] : *ends) target += end - (*starts)[tp];
+  if (f.records > 0) target = std::min<uint64_t>(target, f.records);
+
+  LatencyHistogram poll_latency;
+  std::atomic<uint64_t> received{0};
+  uint64_t bytes = 0;
+  const int64_t start = NowNs();
+  {
+    Progress progress("bench consume", &received);
+    while (received.load() < target) {
+      const int64_t before = NowNs();
+      auto records = consumer.Poll(absl::Seconds(5));
+      if (!records.ok()) return Fail("bench consume", records.status());
+      if (records->empty()) continue;
+      poll_latency.Record(NowNs() - before);
+      for (const client::ConsumerRecord& r : *records) {
+        bytes += (r.value ? r.value->size() : 0) + (r.key ? r.key->size() : 0);
+      }
+      received.fetch_add(records->size());
+    }
+  }
+  const double seconds = static_cast<double>(NowNs() - start) / 1e9;
+  consumer.Close();
+  PrintSummary("consume",
+               Summary{received.load(), bytes, seconds, &poll_latency}, f.json);
+}
+
+void RunBenchE2e(const ProducerFlags& f) {
+  if (f.record_size < sizeof(int64_t)) {
+    return Fail("bench e2e",
+                absl::InvalidArgumentError("--record-size must be >= 8"), 2);
+  }
+  auto options = MakeProducerOptions(f);
+  if (!options.ok()) return Fail("bench e2e", options.status(), 2);
+  auto producer = client::Producer::Create(*options);
+  if (!producer.ok()) return Fail("bench e2e", producer.status(), 2);
+  client::ConsumerOptions co;
+  co.bootstrap = GetCliContext().bootstrap;
+  co.auto_offset_reset = client::OffsetReset::kLatest;
+  co.fetch_max_wait_ms = 500;
+  auto consumer_or = client::Consumer::Create(co);
+  if (!consumer_or.ok()) return Fail("bench e2e", consumer_or.status(), 2);
+  client::Consumer& consumer = **consumer_or;
+  auto tps = consumer.PartitionsFor(f.topic);
+  if (!tps.ok()) return Fail("bench e2e", tps.status());
+  if (absl::Status s = consumer.Assign(*tps); !s.ok()) {
+    return Fail("bench e2e", s);
+  }
+
+  SendState state;
+  LatencyHistogram e2e;
+  std::atomic<uint64_t> received{0};
+  absl::Status send_status;
+  const int64_t start = NowNs();
+  {
+    Progress progress("bench e2e received", &received);
+    std::thread sender([&] {
+      send_status = SendRecords(**producer, f.topic, f.records, f.record_size,
+                                f.rate, true, state);
+      (*producer)->Flush();
+    });
+    const auto expected = static_cast<uint64_t>(f.records);
+    while (received.load() < expected) {
+      auto records = consumer.Poll(absl::Seconds(1));
+      if (!records.ok()) {
+        sender.join();
+        return Fail("bench e2e", records.status());
+      }
+      const int64_t now = NowNs();
+      for (const client::ConsumerRecord& r : *records) {
+        int64_t sent_ns = 0;
+        if (r.value && r.value->size() >= sizeof(sent_ns)) {
+          std::memcpy(&sent_ns, r.value->data(), sizeof(sent_ns));
+          e2e.Record(now - sent_ns);
+        }
+      }
+      received.fetch_add(records->size());
+      if (records->empty() && state.failed.load() > 0) break;
+    }
+    sender.join();
+  }
+  const double seconds = static_cast<double>(NowNs() - start) / 1e9;
+  (*producer)->Close();
+  consumer.Close();
+  if (!send_status.ok()) return Fail("bench e2e", send_status);
+  PrintSummary(
+      "e2e",
+      Summary{received.load(), received.load() * f.record_size, seconds, &e2e},
+      f.json);
+  if (state.failed.load() > 0) {
+    absl::MutexLock lock(&state.mu);
+    Fail("bench e2e", state.first_error);
+  }
+}
+
+}  // namespace
+
+void RegisterBenchCommand(CLI::App& app) {
+  CLI::App* bench = app.add_subcommand(
+      "bench", "Load generators: produce, consume, end-to-end latency");
+  bench->require_subcommand(1);
+
+  auto pf = std::make_shared<ProducerFlags>();
+  CLI::App* produce = bench->add_subcommand(
+      "produce", "Send records as fast as possible (or at --rate)");
+  AddProducerFlags(produce, *pf);
+  produce
+      ->add_option("--producers", pf->producers,
+                   "Producer instances, one thread each")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  produce->footer("Latency is send-to-acknowledgement.");
+  produce->callback([pf] { RunBenchProduce(*pf, pf->producers); });
+
+  auto cf = std::make_shared<ConsumeFlags>();
+  CLI::App* consume = bench->add_subcommand(
+      "consume", "Read a topic from the beginning to its high watermark");
+  consume->add_option("--topic", cf->topic, "Topic")->required();
+  consume
+      ->add_option("--records", cf->records,
+                   "Stop after N records (0: up to the high watermark)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  consume
+      ->add_option("--fetch-max-bytes", cf->fetch_max_bytes,
+                   "Bytes per fetch response")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  consume
+      ->add_option("--partition-fetch-bytes", cf->partition_fetch_bytes,
+                   "Bytes per partition per fetch")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  consume->add_flag("--json", cf->json, "Print the summary as one JSON object");
+  consume->footer("Latency is how long each non-empty Poll waited.");
+  consume->callback([cf] { RunBenchConsume(*cf); });
+
+  auto ef = std::make_shared<ProducerFlags>();
+  ef->records = 100'000;
+  ef->rate = 10'000;
+  ef->linger_ms = 0;
+  CLI::App* e2e = bench->add_subcommand(
+      "e2e", "End-to-end latency: send time to receipt by a consumer");
+  AddProducerFlags(e2e, *ef);
+  e2e->footer(
+      "Producer and consumer run in this process; each value's first "
+      "8 bytes carry its send time.");
+  e2e->callback([ef] { RunBenchE2e(*ef); });
+}
+
+}  // namespace runnel::tools
