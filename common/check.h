@@ -9,18 +9,18 @@ namespace runnel::internal {
                               const char* message);
 }  // namespace runnel::internal
 
-#define RUNNEL_CHECK(cond)                                                  \
-  do {                                                                      \
-    if (__builtin_expect(!(cond), 0)) {                                     \
-      ::runnel::internal::CheckFailed(#cond, __FILE__, __LINE__, nullptr);  \
-    }                                                                       \
-  } while (0)
-
-#define RUNNEL_CHECK_MSG(cond, msg)                                        \
+#define RUNNEL_CHECK(cond)                                                 \
   do {                                                                     \
     if (__builtin_expect(!(cond), 0)) {                                    \
-      ::runnel::internal::CheckFailed(#cond, __FILE__, __LINE__, (msg));   \
+      ::runnel::internal::CheckFailed(#cond, __FILE__, __LINE__, nullptr); \
     }                                                                      \
+  } while (0)
+
+#define RUNNEL_CHECK_MSG(cond, msg)                                      \
+  do {                                                                   \
+    if (__builtin_expect(!(cond), 0)) {                                  \
+      ::runnel::internal::CheckFailed(#cond, __FILE__, __LINE__, (msg)); \
+    }                                                                    \
   } while (0)
 
 #ifdef NDEBUG

@@ -11,8 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
-#include "common/check.h"
 #include "spdlog/spdlog.h"
+
+#include "common/check.h"
 
 namespace runnel::log {
 
@@ -26,11 +27,11 @@ struct IoThread::Request {
   size_t size = 0;
   size_t done_bytes = 0;  // progress across short writes/reads
   FilePos pos = 0;
-  DoneCallback done;                 // kWrite, kFsync (until it joins)
-  ReadCallback read_done;            // kRead
+  DoneCallback done;                  // kWrite, kFsync (until it joins)
+  ReadCallback read_done;             // kRead
   std::vector<DoneCallback> waiters;  // kFsync: every request this fsync serves
-  std::function<void()> fn;          // kPost
-  bool submitted = false;            // the kernel has the SQE
+  std::function<void()> fn;           // kPost
+  bool submitted = false;             // the kernel has the SQE
   std::chrono::steady_clock::time_point start;
 };
 
@@ -44,7 +45,8 @@ struct IoThread::FsyncState {
 
 namespace {
 
-absl::Status IoError(int err, const char* op, int fd, FilePos pos, size_t size) {
+absl::Status IoError(int err, const char* op, int fd, FilePos pos,
+                     size_t size) {
   return absl::ErrnoToStatus(
       err, absl::StrCat(op, " fd=", fd, " pos=", pos, " size=", size));
 }
@@ -62,7 +64,8 @@ void WriteEventFd(int fd) {
 
 IoThread::IoThread(IoThreadOptions options) : options_(std::move(options)) {}
 
-absl::StatusOr<std::unique_ptr<IoThread>> IoThread::Start(IoThreadOptions options) {
+absl::StatusOr<std::unique_ptr<IoThread>> IoThread::Start(
+    IoThreadOptions options) {
   std::unique_ptr<IoThread> io(new IoThread(std::move(options)));
   auto ring = IoRing::Create(io->options_.ring_entries, io->options_.sqpoll);
   if (!ring.ok()) return ring.status();
@@ -80,12 +83,14 @@ absl::StatusOr<std::unique_ptr<IoThread>> IoThread::Start(IoThreadOptions option
 IoThread::~IoThread() {
   absl::Status status = Stop();
   if (!status.ok()) {
-    spdlog::error("IoThread {}: stop failed: {}", options_.name, status.ToString());
+    spdlog::error("IoThread {}: stop failed: {}", options_.name,
+                  status.ToString());
   }
 }
 
 bool IoThread::OnIoThread() const {
-  return thread_id_.load(std::memory_order_acquire) == std::this_thread::get_id();
+  return thread_id_.load(std::memory_order_acquire) ==
+         std::this_thread::get_id();
 }
 
 void IoThread::Write(int fd, const char* data, size_t size, FilePos pos,
@@ -101,7 +106,8 @@ void IoThread::Write(int fd, const char* data, size_t size, FilePos pos,
   Enqueue(std::move(request));
 }
 
-void IoThread::Read(int fd, char* buf, size_t size, FilePos pos, ReadCallback done) {
+void IoThread::Read(int fd, char* buf, size_t size, FilePos pos,
+                    ReadCallback done) {
   read_requests_.fetch_add(1, std::memory_order_relaxed);
   auto request = std::make_unique<Request>();
   request->kind = Request::Kind::kRead;
@@ -375,8 +381,9 @@ void IoThread::Complete(std::unique_ptr<Request> request, int res) {
         return;
       }
       if (res == 0 && r->done_bytes < r->size) {
-        r->done(absl::InternalError(absl::StrCat(
-            "write fd=", r->fd, " pos=", r->pos + r->done_bytes, " wrote 0 bytes")));
+        r->done(absl::InternalError(
+            absl::StrCat("write fd=", r->fd, " pos=", r->pos + r->done_bytes,
+                         " wrote 0 bytes")));
         return;
       }
       r->done_bytes += res;
@@ -389,7 +396,8 @@ void IoThread::Complete(std::unique_ptr<Request> request, int res) {
       return;
     case Request::Kind::kRead:
       if (res < 0) {
-        r->read_done(IoError(-res, "read", r->fd, r->pos + r->done_bytes, r->size));
+        r->read_done(
+            IoError(-res, "read", r->fd, r->pos + r->done_bytes, r->size));
         return;
       }
       r->done_bytes += res;
@@ -409,9 +417,11 @@ void IoThread::CompleteFsync(std::unique_ptr<Request> request, int res) {
   auto latency = std::chrono::steady_clock::now() - request->start;
   RecordFsyncLatency(
       std::chrono::duration_cast<std::chrono::microseconds>(latency).count());
-  if (options_.on_fsync_reaped_for_test) options_.on_fsync_reaped_for_test(request->fd);
+  if (options_.on_fsync_reaped_for_test)
+    options_.on_fsync_reaped_for_test(request->fd);
   auto it = fsync_state_.find(request->fd);
-  RUNNEL_CHECK(it != fsync_state_.end() && it->second->current == request.get());
+  RUNNEL_CHECK(it != fsync_state_.end() &&
+               it->second->current == request.get());
   FsyncState& state = *it->second;
   if (state.followers.empty()) {
     fsync_state_.erase(it);
@@ -427,7 +437,8 @@ void IoThread::CompleteFsync(std::unique_ptr<Request> request, int res) {
     ready_.push_back(std::move(follow_up));
   }
   absl::Status status =
-      res < 0 ? absl::ErrnoToStatus(-res, absl::StrCat("fdatasync fd=", request->fd))
+      res < 0 ? absl::ErrnoToStatus(-res,
+                                    absl::StrCat("fdatasync fd=", request->fd))
               : absl::OkStatus();
   for (auto& done : request->waiters) done(status);
 }
@@ -455,7 +466,8 @@ IoThreadStats IoThread::Stats() const {
   stats.fsync_requests = fsync_requests_.load(std::memory_order_relaxed);
   stats.fsyncs_issued = fsyncs_issued_.load(std::memory_order_relaxed);
   stats.submits = submits_.load(std::memory_order_relaxed);
-  stats.fsync_latency_sum_us = fsync_latency_sum_us_.load(std::memory_order_relaxed);
+  stats.fsync_latency_sum_us =
+      fsync_latency_sum_us_.load(std::memory_order_relaxed);
   for (size_t i = 0; i < stats.fsync_latency_buckets.size(); ++i) {
     stats.fsync_latency_buckets[i] =
         fsync_latency_buckets_[i].load(std::memory_order_relaxed);
@@ -474,7 +486,8 @@ std::vector<int64_t> IoThread::RecentFsyncLatenciesUs() const {
   return out;
 }
 
-absl::Status IoThread::WriteSync(int fd, const char* data, size_t size, FilePos pos) {
+absl::Status IoThread::WriteSync(int fd, const char* data, size_t size,
+                                 FilePos pos) {
   RUNNEL_CHECK(!OnIoThread());
   absl::Notification done;
   absl::Status result;
@@ -486,7 +499,8 @@ absl::Status IoThread::WriteSync(int fd, const char* data, size_t size, FilePos 
   return result;
 }
 
-absl::StatusOr<size_t> IoThread::ReadSync(int fd, char* buf, size_t size, FilePos pos) {
+absl::StatusOr<size_t> IoThread::ReadSync(int fd, char* buf, size_t size,
+                                          FilePos pos) {
   RUNNEL_CHECK(!OnIoThread());
   absl::Notification done;
   absl::StatusOr<size_t> result;

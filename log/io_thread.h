@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+
 #include "common/unique_fd.h"
 #include "log/io_ring.h"
 #include "log/types.h"
@@ -29,7 +30,8 @@ namespace runnel::log {
 struct IoThreadOptions {
   unsigned ring_entries = 256;
   bool sqpoll = false;
-  std::string name = "runnel-io";  // thread name (pthread_setname_np, <= 15 chars)
+  std::string name =
+      "runnel-io";  // thread name (pthread_setname_np, <= 15 chars)
 
   // TEST ONLY: runs on the I/O thread when an fsync completion is reaped,
   // before the waiters of that fsync run and before the follow-up fsync for
@@ -42,22 +44,24 @@ struct IoThreadOptions {
 // kFsyncLatencyBucketUpperUs[i] (and not below the previous bound); the last
 // bucket is everything slower (+Inf).
 inline constexpr std::array<int64_t, 16> kFsyncLatencyBucketUpperUs = {
-    50,    100,   250,    500,    1000,   2500,   5000,  10000,
+    50,    100,   250,    500,    1000,   2500,    5000,    10000,
     25000, 50000, 100000, 250000, 500000, 1000000, 2500000, INT64_MAX};
 
 // A consistent-enough snapshot of the counters (each field is read atomically;
 // fields may be from slightly different moments).
 struct IoThreadStats {
-  uint64_t write_requests = 0;   // Write() calls accepted
-  uint64_t write_sqes = 0;       // IORING_OP_WRITE submitted (includes continuations)
+  uint64_t write_requests = 0;  // Write() calls accepted
+  uint64_t write_sqes =
+      0;  // IORING_OP_WRITE submitted (includes continuations)
   uint64_t bytes_written = 0;
   uint64_t read_requests = 0;
   uint64_t bytes_read = 0;
-  uint64_t fsync_requests = 0;   // Fsync() calls accepted
-  uint64_t fsyncs_issued = 0;    // IORING_OP_FSYNC submitted to the kernel
-  uint64_t submits = 0;          // io_uring_submit calls that submitted >= 1 SQE
+  uint64_t fsync_requests = 0;  // Fsync() calls accepted
+  uint64_t fsyncs_issued = 0;   // IORING_OP_FSYNC submitted to the kernel
+  uint64_t submits = 0;         // io_uring_submit calls that submitted >= 1 SQE
   uint64_t fsync_latency_sum_us = 0;
-  std::array<uint64_t, kFsyncLatencyBucketUpperUs.size()> fsync_latency_buckets{};
+  std::array<uint64_t, kFsyncLatencyBucketUpperUs.size()>
+      fsync_latency_buckets{};
 };
 
 // Owns one IoRing and the one thread that submits to it and reaps it.
@@ -81,20 +85,23 @@ class IoThread {
   using DoneCallback = std::function<void(absl::Status)>;
   using ReadCallback = std::function<void(absl::StatusOr<size_t>)>;
 
-  static absl::StatusOr<std::unique_ptr<IoThread>> Start(IoThreadOptions options);
+  static absl::StatusOr<std::unique_ptr<IoThread>> Start(
+      IoThreadOptions options);
 
   IoThread(const IoThread&) = delete;
   IoThread& operator=(const IoThread&) = delete;
   IoThread(IoThread&&) = delete;
   IoThread& operator=(IoThread&&) = delete;
-  ~IoThread();  // Stop() if not yet stopped (its status is logged, not returned)
+  ~IoThread();  // Stop() if not yet stopped (its status is logged, not
+                // returned)
 
   // Writes `size` bytes at `pos` of `fd` (IORING_OP_WRITE). `data` must stay
   // valid and unchanged until `done` runs. Short writes are continued
   // internally; `done` gets OK once all bytes are written, else the errno as
   // a Status (ENOSPC -> kResourceExhausted, ...) with fd and position in the
   // message. EINTR/EAGAIN are retried.
-  void Write(int fd, const char* data, size_t size, FilePos pos, DoneCallback done);
+  void Write(int fd, const char* data, size_t size, FilePos pos,
+             DoneCallback done);
 
   // Reads up to `size` bytes at `pos` into `buf` (IORING_OP_READ), continuing
   // short reads until `size` bytes or end of file. `done` gets the number of
@@ -203,7 +210,8 @@ class IoThread {
   std::array<std::atomic<uint64_t>, kFsyncLatencyBucketUpperUs.size()>
       fsync_latency_buckets_{};
   mutable absl::Mutex recent_mu_;
-  std::array<int64_t, kRecentFsyncLatencies> recent_ ABSL_GUARDED_BY(recent_mu_){};
+  std::array<int64_t, kRecentFsyncLatencies> recent_
+      ABSL_GUARDED_BY(recent_mu_){};
   size_t recent_count_ ABSL_GUARDED_BY(recent_mu_) = 0;
 };
 

@@ -1,6 +1,7 @@
 // Storage benchmarks: AppendWriter sequential appends, buffered vs O_DIRECT.
 //
-//   io_bench [--benchmark_filter=...]      (RUNNEL_BENCH_DIR picks the directory,
+//   io_bench [--benchmark_filter=...]      (RUNNEL_BENCH_DIR picks the
+//   directory,
 //                                           default /tmp/runnel-bench)
 //
 // Per block size (16 KiB, 64 KiB, 1 MiB) and mode (buffered, direct):
@@ -25,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "benchmark/benchmark.h"
+
 #include "common/check.h"
 #include "log/append_writer.h"
 #include "log/io_thread.h"
@@ -98,12 +100,15 @@ void BM_Append(benchmark::State& state, bool direct, Mode mode) {
   IoThreadStats stats_after = SharedIo()->Stats();
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(block));
   if (state.thread_index() == 0) {
-    double gb = static_cast<double>(state.iterations() * block * state.threads()) / 1e9;
+    double gb =
+        static_cast<double>(state.iterations() * block * state.threads()) / 1e9;
     state.counters["proc_cpu_s_per_GB"] = cpu / gb;
-    uint64_t requests = stats_after.fsync_requests - stats_before.fsync_requests;
+    uint64_t requests =
+        stats_after.fsync_requests - stats_before.fsync_requests;
     if (requests > 0) {
       state.counters["fsyncs_per_sync"] =
-          static_cast<double>(stats_after.fsyncs_issued - stats_before.fsyncs_issued) /
+          static_cast<double>(stats_after.fsyncs_issued -
+                              stats_before.fsyncs_issued) /
           requests;
     }
   }
@@ -125,20 +130,23 @@ void RegisterAll() {
   for (bool direct : {false, true}) {
     const char* mode_name = direct ? "direct" : "buffered";
     for (const Size& s : sizes) {
-      benchmark::RegisterBenchmark(absl::StrCat("Append/", mode_name, "/nosync").c_str(),
-                                   BM_Append, direct, Mode::kNoSync)
+      benchmark::RegisterBenchmark(
+          absl::StrCat("Append/", mode_name, "/nosync").c_str(), BM_Append,
+          direct, Mode::kNoSync)
           ->Arg(s.block)
           ->Iterations(s.nosync_iters)
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
-      benchmark::RegisterBenchmark(absl::StrCat("Append/", mode_name, "/sync").c_str(),
-                                   BM_Append, direct, Mode::kSyncEach)
+      benchmark::RegisterBenchmark(
+          absl::StrCat("Append/", mode_name, "/sync").c_str(), BM_Append,
+          direct, Mode::kSyncEach)
           ->Arg(s.block)
           ->Iterations(s.sync_iters)
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
-      benchmark::RegisterBenchmark(absl::StrCat("Append/", mode_name, "/sync8").c_str(),
-                                   BM_Append, direct, Mode::kSyncEach)
+      benchmark::RegisterBenchmark(
+          absl::StrCat("Append/", mode_name, "/sync8").c_str(), BM_Append,
+          direct, Mode::kSyncEach)
           ->Arg(s.block)
           ->Iterations(s.sync8_iters)
           ->Threads(8)

@@ -10,9 +10,10 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
-#include "common/unique_fd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
+#include "common/unique_fd.h"
 #include "tests/testing/scoped_temp_dir.h"
 #include "tests/testing/status_matchers.h"
 
@@ -37,7 +38,8 @@ class IoThreadTest : public ::testing::Test {
   }
 
   UniqueFd OpenRw(const std::string& name) {
-    UniqueFd fd(::open(dir_.Sub(name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    UniqueFd fd(
+        ::open(dir_.Sub(name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
     EXPECT_TRUE(fd.valid());
     return fd;
   }
@@ -180,7 +182,7 @@ TEST_F(IoThreadTest, FsyncsPendingTogetherShareSubmitAndPerFdFsync) {
   EXPECT_EQ(ok.load(), 12);
   EXPECT_EQ(after.fsync_requests - before.fsync_requests, 12u);
   EXPECT_EQ(after.fsyncs_issued - before.fsyncs_issued, 3u);  // one per fd
-  EXPECT_EQ(after.submits - before.submits, 1u);              // one io_uring_submit
+  EXPECT_EQ(after.submits - before.submits, 1u);  // one io_uring_submit
 }
 
 TEST_F(IoThreadTest, StopDrainsQueuedAndInFlightRequests) {
@@ -189,7 +191,8 @@ TEST_F(IoThreadTest, StopDrainsQueuedAndInFlightRequests) {
   UniqueFd fd = OpenRw("f");
   constexpr int kWrites = 200;
   std::vector<std::string> chunks;
-  for (int i = 0; i < kWrites; ++i) chunks.push_back(std::string(100, 'a' + i % 26));
+  for (int i = 0; i < kWrites; ++i)
+    chunks.push_back(std::string(100, 'a' + i % 26));
   std::atomic<int> ok{0};
   for (int i = 0; i < kWrites; ++i) {
     io->Write(fd.get(), chunks[i].data(), chunks[i].size(), i * 100,
@@ -220,7 +223,8 @@ TEST_F(IoThreadTest, RequestsFromManyThreadsAllComplete) {
   ASSERT_NE(io, nullptr);
   constexpr int kThreads = 4, kPerThread = 300;
   std::vector<UniqueFd> fds;
-  for (int t = 0; t < kThreads; ++t) fds.push_back(OpenRw("t" + std::to_string(t)));
+  for (int t = 0; t < kThreads; ++t)
+    fds.push_back(OpenRw("t" + std::to_string(t)));
   std::latch done(kThreads * kPerThread);
   std::atomic<int> ok{0};
   std::string block(64, 'z');
@@ -244,7 +248,8 @@ TEST_F(IoThreadTest, RequestsFromManyThreadsAllComplete) {
   done.wait();
   EXPECT_EQ(ok.load(), kThreads * kPerThread);
   IoThreadStats stats = io->Stats();
-  EXPECT_EQ(stats.fsync_requests, static_cast<uint64_t>(kThreads * kPerThread / 10));
+  EXPECT_EQ(stats.fsync_requests,
+            static_cast<uint64_t>(kThreads * kPerThread / 10));
   EXPECT_LE(stats.fsyncs_issued, stats.fsync_requests);
 }
 
