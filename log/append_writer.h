@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+
 #include "common/unique_fd.h"
 #include "log/io_thread.h"
 #include "log/types.h"
@@ -34,6 +35,16 @@ struct AppendWriterOptions {
   // Size of each of the two append buffers (rounded up to kDirectIoAlignment).
   // One buffer is in flight while appends fill the other.
   size_t buffer_bytes = 1 << 20;
+  // Tail cache: how many bytes of completed writes stay in memory for
+  // ReadCached after their write completed, counted in whole buffers of
+  // buffer_bytes (a full buffer is kept as it is; small writes, e.g. one per
+  // Sync, are coalesced into cache chunks of that size). On top of that the
+  // bytes in the two append buffers (not yet written or being written) are
+  // always readable from memory; with 0 only those are. Memory per writer is
+  // about 2 * buffer_bytes + tail_cache_bytes rounded up to buffers (+ one
+  // more buffer while a reader copies out of an evicted one).
+  // See docs/benchmarks.md ("Storage: reads") for the choice of default.
+  size_t tail_cache_bytes = size_t{4} << 20;
 };
 
 // Appends bytes at the end of ONE file through an IoThread.
@@ -102,12 +113,36 @@ class AppendWriter {
   // Logical end: every byte appended so far lies below it.
   FilePos size() const { return size_.load(std::memory_order_acquire); }
   // Every byte below it has been written (readable through a normal fd).
-  FilePos written_pos() const { return written_pos_.load(std::memory_order_acquire); }
+  FilePos written_pos() const {
+    return written_pos_.load(std::memory_order_acquire);
+  }
   // Every byte below it is durable.
-  FilePos durable_pos() const { return durable_pos_.load(std::memory_order_acquire); }
+  FilePos durable_pos() const {
+    return durable_pos_.load(std::memory_order_acquire);
+  }
 
   // OK, or the first write/fsync error.
   absl::Status status() const;
+
+  // Copies the `size` bytes at `pos` from memory into `out` (resized to
+  // `size`) and returns true if the whole range lies in the tail cache: the
+  // recently completed writes (see tail_cache_bytes), the buffer being
+  // written and the buffer being appended to. So every appended byte below
+  // size() that is not yet written is always served; older bytes only while
+  // they are cached. Returns false (out unchanged) when any part of the range
+  // is not cached, when the range reaches past size(), or after a write
+  // error. The bytes are exactly the file's bytes once written (the O_DIRECT
+  // rewrite of a partial last block only extends it with the same prefix).
+  // Thread-safe, also against Append, Flush, Sync and completions; the copy
+  // runs without the writer's mutex (the buffers it copies from are pinned
+  // and their bytes below the length seen under the mutex never change). Does
+  // not block on I/O. May be called after Close().
+  bool ReadCached(FilePos pos, size_t size, std::string* out) const;
+  // The same into `dst`, which must hold `size` bytes (untouched on false).
+  bool ReadCachedInto(FilePos pos, size_t size, char* dst) const;
+  // Lowest file position the tail cache holds (== size() if nothing); a
+  // snapshot for tests and tools.
+  FilePos cached_start() const;
 
   // Writes everything, drops O_DIRECT padding (ftruncate to size()), fsyncs
   // and closes the file. Blocks; must not be called on the I/O thread.
@@ -156,6 +191,9 @@ class AppendWriter {
   void PostCallback(DoneCallback done, absl::Status status);
   bool IoIdleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CanAppendLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::shared_ptr<Buffer> TakeFreeBufferLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RetireInFlightLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   IoThread* const io_;  // not owned
   const std::string path_;
@@ -167,9 +205,18 @@ class AppendWriter {
   std::atomic<FilePos> durable_pos_;
 
   mutable absl::Mutex mu_;
-  std::unique_ptr<Buffer> active_ ABSL_GUARDED_BY(mu_);
-  std::unique_ptr<Buffer> in_flight_ ABSL_GUARDED_BY(mu_);
-  std::unique_ptr<Buffer> spare_ ABSL_GUARDED_BY(mu_);
+  // shared_ptr: ReadCached copies out of buffers without mu_; it pins them
+  // (Buffer::pins, taken under mu_) and holds a reference so an evicted
+  // buffer stays allocated. A buffer is reused (its bytes overwritten) only
+  // when no reader pins it.
+  std::shared_ptr<Buffer> active_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<Buffer> in_flight_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<Buffer> spare_ ABSL_GUARDED_BY(mu_);
+  // Buffers whose write completed, oldest first (the tail cache).
+  std::deque<std::shared_ptr<Buffer>> recent_ ABSL_GUARDED_BY(mu_);
+  size_t recent_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // sum of their capacities
+  // recent_.back() is a chunk that small completed writes are copied into.
+  bool coalescing_ ABSL_GUARDED_BY(mu_) = false;
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   int fsyncs_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   FilePos fsync_requested_pos_ ABSL_GUARDED_BY(mu_);

@@ -45,6 +45,8 @@ SegmentOptions MakeSegmentOptions(const PartitionLogOptions& options,
   s.index_interval_bytes = config.index_interval_bytes;
   s.index_bytes = config.segment_index_bytes;
   s.direct_io = config.direct_io;
+  s.tail_cache_bytes = options.tail_cache_bytes;
+  s.pread_on_caller = options.pread_on_caller;
   return s;
 }
 
@@ -514,8 +516,11 @@ absl::StatusOr<PartitionLog::ReadResult> PartitionLog::Read(Offset offset,
     if (offset == result.log_end_offset) return result;
     auto it = std::prev(segments_.upper_bound(offset));
     segment = it->second;
+    // A batch boundary: the appender publishes size() after a whole batch.
+    // No flush and no wait here: bytes the writer has not written yet are
+    // served from its tail cache (Segment::Read), so a tailing read never
+    // stalls appends behind I/O.
     end = segment->size();
-    if (segment.get() == active()) RUNNEL_RETURN_IF_ERROR(WaitWrittenLocked());
   }
   RUNNEL_ASSIGN_OR_RETURN(FilePos position, segment->FindBatch(offset, end));
   if (position >= end) return result;
@@ -566,7 +571,8 @@ absl::StatusOr<Offset> PartitionLog::OffsetForTimestamp(int64_t timestamp_ms) {
   {
     absl::MutexLock lock(&mu_);
     RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
-    RUNNEL_RETURN_IF_ERROR(WaitWrittenLocked());
+    // No WaitWrittenLocked: segment reads serve unwritten bytes from the
+    // writer's tail cache.
     start = log_start_offset_.load(std::memory_order_relaxed);
     for (const auto& [base, segment] : segments_) {
       if (segment->next_offset() <= start) continue;

@@ -45,14 +45,21 @@ struct PartitionLogOptions {
   // only the active segment's tail and the index sizes are sanity-checked.
   // false: scan and validate (see Open).
   bool clean_shutdown = false;
+  // Read path (see SegmentOptions): the active segment's in-memory tail
+  // cache beyond its two append buffers, and whether file reads pread on the
+  // caller's thread (default) instead of going through the I/O thread.
+  size_t tail_cache_bytes = size_t{4} << 20;
+  bool pread_on_caller = true;
 };
 
 // Thread-safe: every method may be called from any thread. One mutex
 // serializes appends, truncation, roll and retention; reads take it only to
-// pick the segment and the readable end (waiting for the active segment's
-// pending write if needed, so a read never sees half-written bytes), then
-// read without it (a segment is shared with readers, so retention may delete
-// it while a read is running).
+// pick the segment and the readable end (the end of the last whole appended
+// batch), then read without it (a segment is shared with readers, so
+// retention may delete it while a read is running). Reads never force a
+// flush or wait for a write: bytes of the active segment that are not
+// written yet (or were written recently) come from its writer's in-memory
+// tail cache, older ones from the file.
 // WhenDurable callbacks run on the I/O thread or the calling thread and must
 // not block; they may call the getters but no other method (a roll holds
 // the log's mutex while it waits for the I/O thread). Likewise nothing but

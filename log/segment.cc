@@ -11,6 +11,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -65,8 +66,10 @@ bool AllZero(std::string_view bytes) {
 // A window over the .log for sequential scans.
 class ScanBuffer {
  public:
-  ScanBuffer(IoThread* io, int fd, FilePos end, size_t chunk)
-      : io_(io), fd_(fd), end_(end), chunk_(chunk) {}
+  using ReadFn =
+      absl::FunctionRef<absl::StatusOr<size_t>(char*, size_t, FilePos)>;
+  ScanBuffer(ReadFn read, FilePos end, size_t chunk)
+      : read_(read), end_(end), chunk_(chunk) {}
 
   // Makes [pos, pos + n) (cut at end) available; returns a view of it.
   absl::StatusOr<std::string_view> Get(FilePos pos, size_t n) {
@@ -76,8 +79,7 @@ class ScanBuffer {
       size_t want = static_cast<size_t>(
           std::min<FilePos>(std::max(n, chunk_), end_ - pos));
       data_.resize(want);
-      RUNNEL_ASSIGN_OR_RETURN(size_t got,
-                              io_->ReadSync(fd_, data_.data(), want, pos));
+      RUNNEL_ASSIGN_OR_RETURN(size_t got, read_(data_.data(), want, pos));
       data_.resize(got);
       start_ = pos;
       if (got < n) n = got;
@@ -86,8 +88,7 @@ class ScanBuffer {
   }
 
  private:
-  IoThread* io_;
-  int fd_;
+  ReadFn read_;
   FilePos end_;
   size_t chunk_;
   FilePos start_ = 0;
@@ -193,10 +194,22 @@ absl::Status Segment::OpenWriter(FilePos start_pos) {
   AppendWriterOptions writer_options;
   writer_options.direct_io = options_.direct_io;
   writer_options.buffer_bytes = options_.writer_buffer_bytes;
+  writer_options.tail_cache_bytes = options_.tail_cache_bytes;
   RUNNEL_ASSIGN_OR_RETURN(
       writer_,
       AppendWriter::Open(options_.io, log_path_, start_pos, writer_options));
+  SetReaderView(writer_);
   return absl::OkStatus();
+}
+
+std::shared_ptr<AppendWriter> Segment::ReaderView() const {
+  absl::MutexLock lock(&reader_mu_);
+  return reader_view_;
+}
+
+void Segment::SetReaderView(std::shared_ptr<AppendWriter> writer) {
+  absl::MutexLock lock(&reader_mu_);
+  reader_view_ = std::move(writer);
 }
 
 absl::Status Segment::Activate() {
@@ -276,6 +289,8 @@ FilePos Segment::durable_pos() const {
 absl::Status Segment::CloseWriter() {
   if (writer_ == nullptr) return absl::OkStatus();
   absl::Status status = writer_->Close();
+  // Every byte is in the file now: readers go there from here on.
+  SetReaderView(nullptr);
   writer_.reset();
   RUNNEL_RETURN_IF_ERROR(status);
   // Kafka's onBecomeInactiveSegment: the final time-index entry records the
@@ -304,6 +319,7 @@ absl::Status Segment::TruncateTo(FilePos position, Offset new_next_offset) {
     // Close first: its Close writes and syncs what is buffered, so nothing
     // lands after the cut later.
     absl::Status status = writer_->Close();
+    SetReaderView(nullptr);
     writer_.reset();
     RUNNEL_RETURN_IF_ERROR(status);
   }
@@ -372,7 +388,10 @@ absl::StatusOr<SegmentRecovery> Segment::Recover(
 
   SegmentRecovery out;
   out.last_epoch = prev_epoch;
-  ScanBuffer scan(options_.io, read_fd_.get(), file_size, kScanChunkBytes);
+  auto read_fn = [this](char* buf, size_t size, FilePos pos) {
+    return ReadFile(buf, size, pos);  // closed segment: no tail cache
+  };
+  ScanBuffer scan(read_fn, file_size, kScanChunkBytes);
   FilePos pos = 0;
   Offset next = base_offset_;
   while (pos < file_size) {
@@ -475,7 +494,10 @@ absl::StatusOr<SegmentRecovery> Segment::LoadTail(size_t max_batch_bytes,
   if (last.position >= file_size && file_size > 0) return fallback();
   SegmentRecovery out;
   out.last_epoch = prev_epoch;
-  ScanBuffer scan(options_.io, read_fd_.get(), file_size, kScanChunkBytes);
+  auto read_fn = [this](char* buf, size_t size, FilePos pos) {
+    return ReadFile(buf, size, pos);  // closed segment: no tail cache
+  };
+  ScanBuffer scan(read_fn, file_size, kScanChunkBytes);
   FilePos pos = last.position;
   Offset next = offset_index_->entries() > 0 ? kNoOffset : base_offset_;
   int64_t max_ts = max_timestamp();
@@ -515,7 +537,10 @@ absl::StatusOr<SegmentRecovery> Segment::LoadTail(size_t max_batch_bytes,
 absl::Status Segment::ReadBatchInfos(
     FilePos from, FilePos end,
     const std::function<bool(const BatchInfo&)>& fn) const {
-  ScanBuffer scan(options_.io, read_fd_.get(), end, kHeaderScanChunkBytes);
+  auto read_fn = [this](char* buf, size_t size, FilePos pos) {
+    return ReadInto(buf, size, pos);
+  };
+  ScanBuffer scan(read_fn, end, kHeaderScanChunkBytes);
   FilePos pos = from;
   while (pos < end) {
     RUNNEL_ASSIGN_OR_RETURN(std::string_view head,
@@ -550,12 +575,69 @@ absl::StatusOr<FilePos> Segment::FindBatch(Offset target, FilePos end) const {
 }
 
 absl::StatusOr<std::string> Segment::Read(FilePos position, size_t size) const {
+  // Sized once; the bytes land in it directly (from the tail cache or the
+  // kernel), no intermediate buffer.
   std::string out(size, '\0');
-  RUNNEL_ASSIGN_OR_RETURN(
-      size_t got,
-      options_.io->ReadSync(read_fd_.get(), out.data(), size, position));
+  RUNNEL_ASSIGN_OR_RETURN(size_t got, ReadInto(out.data(), size, position));
   out.resize(got);
   return out;
+}
+
+absl::StatusOr<size_t> Segment::ReadInto(char* buf, size_t size,
+                                         FilePos pos) const {
+  std::shared_ptr<AppendWriter> writer = ReaderView();
+  if (writer == nullptr) return ReadFile(buf, size, pos);
+  const FilePos logical_end = writer->size();
+  if (pos >= logical_end) return 0;
+  // Never past the logical end: in O_DIRECT mode the file holds zero padding
+  // there, and the bytes past written_pos are not in the file yet.
+  size = static_cast<size_t>(
+      std::min<FilePos>(static_cast<FilePos>(size), logical_end - pos));
+  // Bytes below written_pos are final in the file; every byte at or above
+  // it is in the tail cache (in flight or still in the append buffer) until
+  // it is written. A range that straddles written_pos reads its head from
+  // the file and its tail from the cache. If the cache moved on meanwhile
+  // (its bytes got written and evicted), written_pos moved on too: retry.
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    if (writer->ReadCachedInto(pos, size, buf)) return size;
+    const FilePos written = writer->written_pos();
+    if (pos + static_cast<FilePos>(size) <= written) {
+      return ReadFile(buf, size, pos);
+    }
+    if (!writer->status().ok()) return writer->status();
+    if (pos < written) {
+      size_t head = static_cast<size_t>(written - pos);
+      if (writer->ReadCachedInto(written, size - head, buf + head)) {
+        RUNNEL_ASSIGN_OR_RETURN(size_t got, ReadFile(buf, head, pos));
+        if (got < head) {
+          return absl::DataLossError(absl::StrCat(
+              log_path_, ": file ends before written position ", written));
+        }
+        return size;
+      }
+    }
+  }
+  // Unreachable in practice: each failed round means the appender wrote
+  // and evicted more than the whole tail cache meanwhile.
+  return absl::UnavailableError(absl::StrCat(log_path_, ": read at ", pos,
+                                             " kept racing with the appender"));
+}
+
+absl::StatusOr<size_t> Segment::ReadFile(char* buf, size_t size,
+                                         FilePos pos) const {
+  if (!options_.pread_on_caller) {
+    return options_.io->ReadSync(read_fd_.get(), buf, size, pos);
+  }
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = ::pread(read_fd_.get(), buf + got, size - got,
+                        pos + static_cast<FilePos>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError("pread", log_path_);
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return got;
 }
 
 absl::StatusOr<Offset> Segment::FindOffsetForTimestamp(int64_t timestamp_ms,

@@ -1,7 +1,8 @@
 // PartitionLog benchmarks: append throughput for 100 B and 1 KiB records in
 // 16 KiB, 64 KiB and 1 MiB batches, and sequential reads.
 //
-//   log_bench [--benchmark_filter=...]     (RUNNEL_BENCH_DIR picks the directory,
+//   log_bench [--benchmark_filter=...]     (RUNNEL_BENCH_DIR picks the
+//   directory,
 //                                           default /tmp/runnel-bench)
 //
 // Each batch is built once with RecordBatchBuilder; every iteration appends a
@@ -12,21 +13,40 @@
 //   durable8   8 threads, 8 partitions on one IoThread, each waiting for
 //              durability after every batch (group commit on one ring)
 //   Read       sequential Read(offset, 1 MiB) over a 256 MiB log
+//   LogTailRead/<reader>  one appender thread appends 256 MiB of 64 KiB
+//              batches (no fsync) while one reader follows it with
+//              Read(next, 1 MiB, max_offset = what the appender published),
+//              waiting on a condition (like a broker's long poll) when it is
+//              caught up. reader: iouring | pread (file reads, if any).
+//   LogColdRead/<reader>  sequential Read(offset, 1 MiB) over a CLOSED
+//              256 MiB segment; arg 1 drops the file's page cache
+//              (POSIX_FADV_DONTNEED) before each pass (cold: from the disk),
+//              arg 0 reads it warm (page cache filled by an untimed pass).
 // Counters: bytes_per_second (batch bytes), records_per_second,
-// proc_cpu_s_per_GB (whole-process CPU seconds per GB, I/O thread included).
+// proc_cpu_s_per_GB (whole-process CPU seconds per GB, I/O thread included),
+// reader_cpu_s_per_GB (reading thread only, for the read benchmarks; the
+// I/O thread's share of file reads is in proc_cpu_s_per_GB),
+// disk_read_fraction (bytes the kernel fetched from the device, from
+// /proc/self/io read_bytes, / bytes returned).
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "benchmark/benchmark.h"
+
 #include "common/check.h"
 #include "log/io_thread.h"
 #include "log/partition_log.h"
@@ -60,7 +80,8 @@ double ProcessCpuSeconds() {
 
 // One batch of `record_bytes`-value records (null keys) close to, but not
 // above, `batch_bytes`.
-std::string MakeBatch(size_t record_bytes, size_t batch_bytes, int32_t* records) {
+std::string MakeBatch(size_t record_bytes, size_t batch_bytes,
+                      int32_t* records) {
   std::mt19937_64 rng(record_bytes * 31 + batch_bytes);
   std::string value(record_bytes, '\0');
   RecordBatchBuilder builder;
@@ -75,9 +96,33 @@ std::string MakeBatch(size_t record_bytes, size_t batch_bytes, int32_t* records)
   return *std::move(batch);
 }
 
-std::unique_ptr<PartitionLog> OpenLog(const std::string& dir, int32_t partition) {
+// Bytes this process made the kernel fetch from the storage device
+// (/proc/self/io read_bytes): page-cache and tail-cache hits do not count.
+uint64_t DiskReadBytes() {
+  FILE* f = std::fopen("/proc/self/io", "r");
+  RUNNEL_CHECK(f != nullptr);
+  char line[128];
+  unsigned long long value = 0;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::sscanf(line, "read_bytes: %llu", &value) == 1) break;
+  }
+  std::fclose(f);
+  return value;
+}
+
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+std::unique_ptr<PartitionLog> OpenLog(
+    const std::string& dir, int32_t partition, bool pread_on_caller = false,
+    size_t tail_cache_bytes = PartitionLogOptions{}.tail_cache_bytes) {
   std::filesystem::remove_all(dir);
   PartitionLogOptions options;
+  options.pread_on_caller = pread_on_caller;
+  options.tail_cache_bytes = tail_cache_bytes;
   options.dir = dir;
   options.topic = "bench";
   options.partition = partition;
@@ -107,11 +152,13 @@ void BM_LogAppend(benchmark::State& state, Mode mode) {
     }
   }
   double cpu = ProcessCpuSeconds() - cpu_before;
-  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(batch.size()));
+  state.SetBytesProcessed(state.iterations() *
+                          static_cast<int64_t>(batch.size()));
   state.SetItemsProcessed(state.iterations() * records);
   if (state.thread_index() == 0) {
-    double gb =
-        static_cast<double>(state.iterations() * batch.size() * state.threads()) / 1e9;
+    double gb = static_cast<double>(state.iterations() * batch.size() *
+                                    state.threads()) /
+                1e9;
     state.counters["proc_cpu_s_per_GB"] = cpu / gb;
     state.counters["batch_bytes"] = static_cast<double>(batch.size());
   }
@@ -144,7 +191,142 @@ void BM_LogRead(benchmark::State& state) {
   }
   double cpu = ProcessCpuSeconds() - cpu_before;
   state.SetBytesProcessed(bytes);
-  state.counters["proc_cpu_s_per_GB"] = cpu / (static_cast<double>(bytes) / 1e9);
+  state.counters["proc_cpu_s_per_GB"] =
+      cpu / (static_cast<double>(bytes) / 1e9);
+  RUNNEL_CHECK(log->Close().ok());
+  log.reset();
+  std::filesystem::remove_all(dir);
+}
+
+enum class FileReader { kIoUring, kPread };
+
+// Appender publishes how far it got; the reader waits for it (no spinning).
+struct Progress {
+  absl::Mutex mu;
+  Offset end ABSL_GUARDED_BY(mu) = 0;
+  bool done ABSL_GUARDED_BY(mu) = false;
+};
+
+void BM_LogTailRead(benchmark::State& state, FileReader reader) {
+  int32_t records = 0;
+  const std::string batch = MakeBatch(1024, 64 << 10, &records);
+  const size_t total_bytes = 256u << 20;
+  int64_t bytes = 0;
+  double reader_cpu = 0;
+  double proc_cpu = 0;
+  uint64_t disk_bytes = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::string dir = absl::StrCat(BenchDir(), "/log-", getpid(), "/tail");
+    std::unique_ptr<PartitionLog> log =
+        OpenLog(dir, 0, reader == FileReader::kPread,
+                static_cast<size_t>(state.range(0)) << 20);
+    Progress progress;
+    const uint64_t disk_before = DiskReadBytes();
+    double proc_before = ProcessCpuSeconds();
+    state.ResumeTiming();
+    std::thread appender([&] {
+      for (size_t written = 0; written < total_bytes; written += batch.size()) {
+        auto appended = log->Append(batch, 0);
+        RUNNEL_CHECK(appended.ok());
+        absl::MutexLock lock(&progress.mu);
+        progress.end = appended->last_offset + 1;
+      }
+      absl::MutexLock lock(&progress.mu);
+      progress.done = true;
+    });
+    double cpu_before = ThreadCpuSeconds();
+    Offset next = 0;
+    struct Ready {
+      const Progress* progress;
+      const Offset* next;
+      bool Check() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return progress->end > *next || progress->done;
+      }
+    } ready{&progress, &next};
+    while (true) {
+      Offset end;
+      {
+        absl::MutexLock lock(&progress.mu);
+        progress.mu.Await(absl::Condition(&ready, &Ready::Check));
+        end = progress.end;
+        if (next >= end && progress.done) break;
+      }
+      auto read = log->Read(next, 1 << 20, end);
+      RUNNEL_CHECK(read.ok() && read->next_offset > next);
+      bytes += static_cast<int64_t>(read->bytes.size());
+      next = read->next_offset;
+    }
+    reader_cpu += ThreadCpuSeconds() - cpu_before;
+    appender.join();
+    state.PauseTiming();
+    proc_cpu += ProcessCpuSeconds() - proc_before;
+    disk_bytes += DiskReadBytes() - disk_before;
+    RUNNEL_CHECK(log->Close().ok());
+    log.reset();
+    std::filesystem::remove_all(dir);
+    state.ResumeTiming();
+  }
+  double gb = static_cast<double>(bytes) / 1e9;
+  state.SetBytesProcessed(bytes);
+  state.counters["reader_cpu_s_per_GB"] = reader_cpu / gb;
+  state.counters["proc_cpu_s_per_GB"] = proc_cpu / gb;  // appender included
+  state.counters["disk_read_fraction"] =
+      static_cast<double>(disk_bytes) / static_cast<double>(bytes);
+}
+
+void BM_LogColdRead(benchmark::State& state, FileReader reader) {
+  const bool drop_cache = state.range(0) != 0;
+  int32_t records = 0;
+  const std::string batch = MakeBatch(1024, 64 << 10, &records);
+  std::string dir = absl::StrCat(BenchDir(), "/log-", getpid(), "/cold");
+  std::unique_ptr<PartitionLog> log =
+      OpenLog(dir, 0, reader == FileReader::kPread);
+  for (size_t written = 0; written < (256u << 20); written += batch.size()) {
+    RUNNEL_CHECK(log->Append(batch, 0).ok());
+  }
+  RUNNEL_CHECK(log->Roll().ok());  // the data now sits in a closed segment
+  const Offset end = log->log_end_offset();
+  const std::string path = absl::StrCat(dir, "/", std::string(20, '0'), ".log");
+  auto read_all = [&]() {
+    int64_t n = 0;
+    Offset next = 0;
+    while (next < end) {
+      auto read = log->Read(next, 1 << 20);
+      RUNNEL_CHECK(read.ok() && read->next_offset > next);
+      n += static_cast<int64_t>(read->bytes.size());
+      next = read->next_offset;
+    }
+    return n;
+  };
+  if (!drop_cache) read_all();  // warm: fill the page cache first, untimed
+  int64_t bytes = 0;
+  double reader_cpu = 0;
+  double proc_cpu = 0;
+  uint64_t disk_bytes = 0;
+  for (auto _ : state) {
+    if (drop_cache) {
+      state.PauseTiming();
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      RUNNEL_CHECK(fd >= 0);
+      RUNNEL_CHECK(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0);
+      ::close(fd);
+      state.ResumeTiming();
+    }
+    double proc_before = ProcessCpuSeconds();
+    double cpu_before = ThreadCpuSeconds();
+    uint64_t disk_before = DiskReadBytes();
+    bytes += read_all();
+    reader_cpu += ThreadCpuSeconds() - cpu_before;
+    proc_cpu += ProcessCpuSeconds() - proc_before;
+    disk_bytes += DiskReadBytes() - disk_before;
+  }
+  double gb = static_cast<double>(bytes) / 1e9;
+  state.SetBytesProcessed(bytes);
+  state.counters["reader_cpu_s_per_GB"] = reader_cpu / gb;
+  state.counters["proc_cpu_s_per_GB"] = proc_cpu / gb;
+  state.counters["disk_read_fraction"] =
+      static_cast<double>(disk_bytes) / static_cast<double>(bytes);
   RUNNEL_CHECK(log->Close().ok());
   log.reset();
   std::filesystem::remove_all(dir);
@@ -162,17 +344,20 @@ void RegisterAll() {
   };
   for (int64_t record : {100, 1024}) {
     for (const Size& s : sizes) {
-      benchmark::RegisterBenchmark("LogAppend/nosync", BM_LogAppend, Mode::kNoSync)
+      benchmark::RegisterBenchmark("LogAppend/nosync", BM_LogAppend,
+                                   Mode::kNoSync)
           ->Args({record, s.batch})
           ->Iterations(s.nosync_iters)
           ->UseRealTime()
           ->Unit(benchmark::kMicrosecond);
-      benchmark::RegisterBenchmark("LogAppend/durable", BM_LogAppend, Mode::kDurable)
+      benchmark::RegisterBenchmark("LogAppend/durable", BM_LogAppend,
+                                   Mode::kDurable)
           ->Args({record, s.batch})
           ->Iterations(s.durable_iters)
           ->UseRealTime()
           ->Unit(benchmark::kMicrosecond);
-      benchmark::RegisterBenchmark("LogAppend/durable8", BM_LogAppend, Mode::kDurable)
+      benchmark::RegisterBenchmark("LogAppend/durable8", BM_LogAppend,
+                                   Mode::kDurable)
           ->Args({record, s.batch})
           ->Iterations(s.durable8_iters)
           ->Threads(8)
@@ -181,6 +366,26 @@ void RegisterAll() {
     }
     benchmark::RegisterBenchmark("LogRead/sequential", BM_LogRead)
         ->Arg(record)
+        ->Iterations(3)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  for (auto [name, reader] : {std::pair{"iouring", FileReader::kIoUring},
+                              std::pair{"pread", FileReader::kPread}}) {
+    benchmark::RegisterBenchmark(absl::StrCat("LogTailRead/", name).c_str(),
+                                 BM_LogTailRead, reader)
+        ->ArgName("cache_MiB")
+        ->Arg(0)
+        ->Arg(2)
+        ->Arg(4)
+        ->Arg(8)
+        ->Iterations(1)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(absl::StrCat("LogColdRead/", name).c_str(),
+                                 BM_LogColdRead, reader)
+        ->Arg(1)
+        ->Arg(0)
         ->Iterations(3)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
@@ -196,6 +401,7 @@ int main(int argc, char** argv) {
   runnel::log::RegisterAll();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
-  std::filesystem::remove_all(absl::StrCat(runnel::log::BenchDir(), "/log-", getpid()));
+  std::filesystem::remove_all(
+      absl::StrCat(runnel::log::BenchDir(), "/log-", getpid()));
   return 0;
 }

@@ -17,6 +17,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+
 #include "tests/testing/scoped_temp_dir.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/wait_for.h"
@@ -78,10 +79,12 @@ class AppendWriterTest : public ::testing::TestWithParam<bool> {
   }
 
   AppendWriterOptions Options(size_t buffer_bytes = 1 << 20) const {
-    return AppendWriterOptions{.direct_io = GetParam(), .buffer_bytes = buffer_bytes};
+    return AppendWriterOptions{.direct_io = GetParam(),
+                               .buffer_bytes = buffer_bytes};
   }
 
-  std::unique_ptr<AppendWriter> OpenWriter(const std::string& path, FilePos start,
+  std::unique_ptr<AppendWriter> OpenWriter(const std::string& path,
+                                           FilePos start,
                                            AppendWriterOptions options) {
     auto w = AppendWriter::Open(io_.get(), path, start, options);
     EXPECT_THAT(w, IsOk());
@@ -113,7 +116,8 @@ TEST_P(AppendWriterTest, AppendsOfOddSizesReadBackByteExact) {
   if (GetParam()) {
     // O_DIRECT: the last block is zero-padded until Close trims it.
     EXPECT_EQ(got.size() % kDirectIoAlignment, 0u);
-    EXPECT_EQ(got.substr(expected.size()), std::string(got.size() - expected.size(), '\0'));
+    EXPECT_EQ(got.substr(expected.size()),
+              std::string(got.size() - expected.size(), '\0'));
   }
   RUNNEL_ASSERT_OK(w->Close());
   EXPECT_EQ(ReadWholeFile(path), expected);
@@ -246,7 +250,8 @@ TEST_P(AppendWriterTest, WritersOnManyThreadsShareOneIoThread) {
   constexpr int kWriters = 4, kSyncsEach = 50;
   std::vector<std::unique_ptr<AppendWriter>> writers;
   for (int i = 0; i < kWriters; ++i) {
-    writers.push_back(OpenWriter(dir_.Sub(absl::StrCat("w", i, ".log")), 0, Options()));
+    writers.push_back(
+        OpenWriter(dir_.Sub(absl::StrCat("w", i, ".log")), 0, Options()));
     ASSERT_NE(writers.back(), nullptr);
   }
   std::vector<std::thread> threads;
@@ -264,7 +269,8 @@ TEST_P(AppendWriterTest, WritersOnManyThreadsShareOneIoThread) {
   for (int i = 0; i < kWriters; ++i) {
     EXPECT_EQ(writers[i]->durable_pos(), 3000 * kSyncsEach);
     RUNNEL_EXPECT_OK(writers[i]->Close());
-    EXPECT_EQ(ReadWholeFile(writers[i]->path()), std::string(3000 * kSyncsEach, 'a' + i));
+    EXPECT_EQ(ReadWholeFile(writers[i]->path()),
+              std::string(3000 * kSyncsEach, 'a' + i));
   }
 }
 
@@ -276,7 +282,8 @@ TEST_P(AppendWriterTest, WriteErrorIsStickyAndReportedToEveryCallback) {
   // A stopped IoThread fails every write: the writer must report, not crash.
   RUNNEL_ASSERT_OK(io_->Stop());
   w->Append(std::string(100, 'x'));
-  EXPECT_THAT(FlushAndWait(*w), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(FlushAndWait(*w),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(w->status(), StatusIs(absl::StatusCode::kFailedPrecondition));
   // Later appends (even past a full buffer) keep positions, are dropped.
   FilePos pos = w->size();
@@ -285,6 +292,175 @@ TEST_P(AppendWriterTest, WriteErrorIsStickyAndReportedToEveryCallback) {
   EXPECT_THAT(SyncAndWait(*w), StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_EQ(w->written_pos(), 6);
   EXPECT_THAT(w->Close(), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+// --- tail cache (ReadCached) ---
+
+// Bytes of a normal-fd view of the file at [pos, pos + n).
+std::string PreadRange(const std::string& path, FilePos pos, size_t n) {
+  std::string out(n, '\0');
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  EXPECT_GE(fd, 0);
+  ssize_t got = ::pread(fd, out.data(), n, pos);
+  ::close(fd);
+  out.resize(got < 0 ? 0 : static_cast<size_t>(got));
+  return out;
+}
+
+// Byte at file position p in the pattern tests write.
+char PatternByte(FilePos p) {
+  return static_cast<char>((p * 131 + p / 4099) & 0xff);
+}
+
+std::string Pattern(FilePos pos, size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i)
+    s[i] = PatternByte(pos + static_cast<FilePos>(i));
+  return s;
+}
+
+TEST_P(AppendWriterTest, ReadCachedServesUnwrittenBytesWithoutAnyWrite) {
+  std::string path = dir_.Sub("tail.log");
+  auto w = OpenWriter(path, 0, Options(64 << 10));
+  ASSERT_NE(w, nullptr);
+  const uint64_t writes_before = io_->Stats().write_requests;
+  std::string data = Pattern(0, 10000);
+  w->Append(data);
+  std::string got;
+  ASSERT_TRUE(w->ReadCached(0, data.size(), &got));
+  EXPECT_EQ(got, data);
+  ASSERT_TRUE(w->ReadCached(4000, 5000, &got));
+  EXPECT_EQ(got, data.substr(4000, 5000));
+  EXPECT_EQ(w->written_pos(), 0);  // nothing was written to serve it
+  EXPECT_EQ(io_->Stats().write_requests, writes_before);
+  // Past the logical end: not served.
+  EXPECT_FALSE(w->ReadCached(9000, 1001, &got));
+  RUNNEL_ASSERT_OK(w->Close());
+}
+
+TEST_P(AppendWriterTest, CachedBytesEqualTheFileAcrossPartialBlockRewrites) {
+  std::mt19937_64 rng(runnel::testing::TestSeed());
+  SCOPED_TRACE(absl::StrCat("seed=", runnel::testing::TestSeed()));
+  std::string path = dir_.Sub("rewrite.log");
+  AppendWriterOptions options = Options(8192);
+  options.tail_cache_bytes = 1 << 20;  // everything stays cached
+  auto w = OpenWriter(path, 0, options);
+  ASSERT_NE(w, nullptr);
+  FilePos size = 0;
+  for (int i = 0; i < 200; ++i) {
+    size_t n =
+        1 + rng() % 3000;  // rarely block-aligned: the last block is rewritten
+    w->Append(Pattern(size, n));
+    size += static_cast<FilePos>(n);
+    RUNNEL_ASSERT_OK(FlushAndWait(*w));
+    ASSERT_EQ(w->written_pos(), size);
+    FilePos from = static_cast<FilePos>(rng() % static_cast<uint64_t>(size));
+    size_t len = static_cast<size_t>(size - from);
+    std::string cached;
+    ASSERT_TRUE(w->ReadCached(from, len, &cached))
+        << "at " << from << " size " << size << " cached from "
+        << w->cached_start();
+    EXPECT_EQ(cached, PreadRange(path, from, len)) << "at " << from;
+    EXPECT_EQ(cached, Pattern(from, len));
+  }
+  std::string all;
+  ASSERT_TRUE(w->ReadCached(0, static_cast<size_t>(size), &all));
+  RUNNEL_ASSERT_OK(w->Close());
+  EXPECT_EQ(all, ReadWholeFile(path));
+}
+
+TEST_P(AppendWriterTest, EvictedBytesAreNotCachedButStayInTheFile) {
+  std::string path = dir_.Sub("evict.log");
+  AppendWriterOptions options = Options(8192);
+  options.tail_cache_bytes = 8192;  // one completed buffer
+  auto w = OpenWriter(path, 0, options);
+  ASSERT_NE(w, nullptr);
+  const FilePos total = 100000;
+  for (FilePos pos = 0; pos < total; pos += 1000) {
+    w->Append(Pattern(pos, 1000));
+    if (pos % 5000 == 0) {
+      RUNNEL_ASSERT_OK(FlushAndWait(*w));
+    }
+  }
+  RUNNEL_ASSERT_OK(FlushAndWait(*w));
+  std::string got;
+  EXPECT_FALSE(w->ReadCached(0, 100, &got));
+  EXPECT_GT(w->cached_start(), 0);
+  // At most the budget plus the two append buffers stay.
+  EXPECT_GE(w->cached_start(), total - 3 * 8192);
+  ASSERT_TRUE(w->ReadCached(total - 100, 100, &got));
+  EXPECT_EQ(got, Pattern(total - 100, 100));
+  // A range that starts before the cache is refused whole.
+  EXPECT_FALSE(w->ReadCached(w->cached_start() - 1, 10, &got));
+  EXPECT_EQ(PreadRange(path, 0, 100), Pattern(0, 100));
+  RUNNEL_ASSERT_OK(w->Close());
+}
+
+TEST_P(AppendWriterTest,
+       SmallFlushedWritesAreCoalescedSoTheCacheHoldsItsBudget) {
+  std::string path = dir_.Sub("small-writes.log");
+  AppendWriterOptions options = Options(64 << 10);
+  options.tail_cache_bytes = 256 << 10;  // 4 buffers
+  auto w = OpenWriter(path, 0, options);
+  ASSERT_NE(w, nullptr);
+  // One write per 100-byte append (like one fsync per produce request):
+  // without coalescing, 4 cached buffers would hold only 4 writes.
+  const FilePos total = 1000 * 100;
+  for (FilePos pos = 0; pos < total; pos += 100) {
+    w->Append(Pattern(pos, 100));
+    RUNNEL_ASSERT_OK(FlushAndWait(*w));
+  }
+  std::string got;
+  ASSERT_TRUE(w->ReadCached(0, static_cast<size_t>(total), &got));
+  EXPECT_EQ(got, Pattern(0, static_cast<size_t>(total)));
+  RUNNEL_ASSERT_OK(w->Close());
+  EXPECT_EQ(ReadWholeFile(path), got);
+}
+
+TEST_P(AppendWriterTest,
+       ConcurrentReadCachedDuringAppendsReturnsAppendedBytes) {
+  std::string path = dir_.Sub("race.log");
+  AppendWriterOptions options = Options(16 << 10);
+  options.tail_cache_bytes = 32 << 10;
+  auto w = OpenWriter(path, 0, options);
+  ASSERT_NE(w, nullptr);
+  std::atomic<bool> done{false};
+  std::atomic<int> bad{0};
+  std::atomic<int64_t> hits{0};
+  auto reader = [&](uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::string got;
+    while (!done.load()) {
+      FilePos size = w->size();
+      if (size == 0) continue;
+      size_t len =
+          1 + rng() % std::min<uint64_t>(static_cast<uint64_t>(size), 40000);
+      FilePos from = size - static_cast<FilePos>(len) -
+                     static_cast<FilePos>(rng() % 20000);
+      if (from < 0) from = 0;
+      if (w->ReadCached(from, len, &got)) {
+        ++hits;
+        if (got != Pattern(from, len)) ++bad;
+      }
+    }
+  };
+  std::thread r1(reader, 1);
+  std::thread r2(reader, 2);
+  std::mt19937_64 rng(runnel::testing::TestSeed());
+  FilePos size = 0;
+  for (int i = 0; i < 3000; ++i) {
+    size_t n = 1 + rng() % 700;
+    w->Append(Pattern(size, n));
+    size += static_cast<FilePos>(n);
+    if (i % 64 == 0) w->Flush([](absl::Status s) { EXPECT_THAT(s, IsOk()); });
+  }
+  done = true;
+  r1.join();
+  r2.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GT(hits.load(), 0);
+  RUNNEL_ASSERT_OK(w->Close());
+  EXPECT_EQ(ReadWholeFile(path), Pattern(0, static_cast<size_t>(size)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, AppendWriterTest, ::testing::Bool(),

@@ -7,10 +7,13 @@
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
@@ -22,6 +25,7 @@
 #include "log/segment.h"
 #include "tests/testing/scoped_temp_dir.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/wait_for.h"
 
 namespace runnel::log {
 namespace {
@@ -107,6 +111,8 @@ class PartitionLogTest : public ::testing::Test {
     options.config = config_;
     options.io = io_.get();
     options.clock = &clock_;
+    options.tail_cache_bytes = tail_cache_bytes_;
+    options.pread_on_caller = pread_on_caller_;
     return options;
   }
 
@@ -163,6 +169,8 @@ class PartitionLogTest : public ::testing::Test {
   testing::ScopedTempDir dir_;
   ManualClock clock_{1'700'000'000'000};
   LogConfig config_;
+  size_t tail_cache_bytes_ = PartitionLogOptions{}.tail_cache_bytes;
+  bool pread_on_caller_ = PartitionLogOptions{}.pread_on_caller;
   std::unique_ptr<IoThread> io_;
   std::unique_ptr<PartitionLog> log_;  // destroyed before io_
 };
@@ -749,6 +757,187 @@ TEST_F(PartitionLogTest, ClosedLogRefusesCallsAndDeleteFilesRemovesAll) {
               StatusIs(absl::StatusCode::kFailedPrecondition));
   RUNNEL_ASSERT_OK(log_->DeleteFiles());
   EXPECT_FALSE(std::filesystem::exists(Options().dir));
+}
+
+// --- read path: tail cache, no forced flush ---
+
+// A batch of `records` records with `value_bytes`-byte values.
+std::string MakeBigBatch(int records, size_t value_bytes, char fill) {
+  RecordBatchBuilder builder;
+  for (int i = 0; i < records; ++i) {
+    builder.Append(1000 + i, std::nullopt, std::string(value_bytes, fill));
+  }
+  return builder.Build().value();
+}
+
+TEST_F(PartitionLogTest,
+       TailingReadRightAfterAppendForcesNoFlushAndNoFileRead) {
+  pread_on_caller_ = false;  // every file read would show in the IoThread stats
+  Open();
+  AppendBatches(2);
+  RUNNEL_ASSERT_OK(log_->Flush());
+  // Hold the I/O thread: no write can complete, so a read that forced a
+  // flush or waited for a write would hang here, and the stats cannot move
+  // behind the test's back.
+  // Shared with the closure: the I/O thread may still be inside
+  // WaitForNotification when the test body returns.
+  struct Gate {
+    absl::Notification entered;
+    absl::Notification release;
+  };
+  auto gate = std::make_shared<Gate>();
+  io_->Post([gate] {
+    gate->entered.Notify();
+    gate->release.WaitForNotification();
+  });
+  gate->entered.WaitForNotification();
+  // Whatever happens below (an ASSERT returning early included), let the I/O
+  // thread go before the fixture tears the log down.
+  absl::Cleanup unblock = [gate] {
+    if (!gate->release.HasBeenNotified()) gate->release.Notify();
+  };
+  AppendBatches(3, 5, 5000);  // offsets 10..24, not written yet
+  IoThreadStats before = io_->Stats();
+  auto read = log_->Read(10, 1 << 20);
+  auto old = log_->Read(0, 1 << 20);  // written earlier: still in the cache
+  auto by_time = log_->OffsetForTimestamp(6001);
+  IoThreadStats after = io_->Stats();
+  std::move(unblock).Invoke();
+  ASSERT_THAT(read, IsOk());
+  ASSERT_THAT(old, IsOk());
+  EXPECT_THAT(by_time, IsOkAndHolds(16));
+  // Served from memory: no write was requested, nothing was read.
+  EXPECT_EQ(after.write_requests, before.write_requests);
+  EXPECT_EQ(after.read_requests, before.read_requests);
+  std::vector<BatchSummary> views = Split(read->bytes);
+  ASSERT_THAT(views, SizeIs(3));
+  for (size_t i = 0; i < views.size(); ++i) {
+    EXPECT_EQ(views[i].base_offset(), static_cast<Offset>(10 + 5 * i));
+    EXPECT_TRUE(views[i].CrcMatches());
+  }
+  EXPECT_THAT(Split(old->bytes), SizeIs(5));
+}
+
+TEST_F(PartitionLogTest, CachedTailReadsEqualTheFileAfterReopen) {
+  Open();
+  // Odd batch sizes so batches straddle O_DIRECT blocks and write buffers.
+  std::vector<std::string> cached;
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_THAT(
+        log_->Append(MakeBigBatch(1 + i % 7, 3000 + 17 * i, 'a' + i % 26), 0),
+        IsOk());
+    if (i % 9 == 0) {
+      RUNNEL_ASSERT_OK(log_->Flush());  // partial-block rewrites
+    }
+  }
+  for (Offset o = 0; o < log_->log_end_offset(); o += 13) {
+    auto read = log_->Read(o, 64 << 10);
+    ASSERT_THAT(read, IsOk());
+    cached.push_back(read->bytes);
+  }
+  Reopen(/*clean_shutdown=*/true);
+  RUNNEL_ASSERT_OK(log_->Roll());  // closed segment: only the file
+  size_t i = 0;
+  for (Offset o = 0; o < log_->log_end_offset(); o += 13, ++i) {
+    auto read = log_->Read(o, 64 << 10);
+    ASSERT_THAT(read, IsOk());
+    ASSERT_LT(i, cached.size());
+    EXPECT_EQ(read->bytes, cached[i]) << "offset " << o;
+  }
+  EXPECT_EQ(i, cached.size());
+}
+
+TEST_F(PartitionLogTest, ReadOfAnEvictedTailFallsBackToTheFile) {
+  pread_on_caller_ = false;     // count file reads in the IoThread stats
+  tail_cache_bytes_ = 2 << 20;  // two 1 MiB buffers of written bytes
+  Open();
+  const std::string batch = MakeBigBatch(16, 4000, 'x');  // ~64 KiB
+  int batches = static_cast<int>((5 << 20) / batch.size());
+  for (int i = 0; i < batches; ++i) ASSERT_THAT(log_->Append(batch, 0), IsOk());
+  RUNNEL_ASSERT_OK(log_->Flush());
+  // The head was written and evicted: a file read.
+  IoThreadStats before = io_->Stats();
+  auto head = log_->Read(0, 1);
+  ASSERT_THAT(head, IsOk());
+  EXPECT_GT(io_->Stats().read_requests, before.read_requests);
+  std::vector<BatchSummary> views = Split(head->bytes);
+  ASSERT_THAT(views, SizeIs(1));
+  EXPECT_EQ(views[0].base_offset(), 0);
+  EXPECT_TRUE(views[0].CrcMatches());
+  // The last batch is still in memory.
+  before = io_->Stats();
+  auto tail = log_->Read(log_->log_end_offset() - 1, 1);
+  ASSERT_THAT(tail, IsOk());
+  EXPECT_EQ(io_->Stats().read_requests, before.read_requests);
+  views = Split(tail->bytes);
+  ASSERT_THAT(views, SizeIs(1));
+  EXPECT_EQ(views[0].base_offset(), log_->log_end_offset() - 16);
+  EXPECT_TRUE(views[0].CrcMatches());
+}
+
+TEST_F(PartitionLogTest, ReadsRacingWithAppendsAndRollsSeeWholeValidBatches) {
+  const uint64_t seed = runnel::testing::TestSeed();
+  SCOPED_TRACE(absl::StrCat("seed=", seed));
+  tail_cache_bytes_ = 0;            // exercise cache, file and straddling reads
+  config_.segment_bytes = 3 << 20;  // rolls while readers read
+  Open();
+  constexpr int kBatches = 240;
+  std::atomic<bool> done{false};
+  std::atomic<int> failures{0};
+  std::atomic<int64_t> reads{0};
+  auto reader = [&](uint64_t reader_seed) {
+    std::mt19937_64 rng(reader_seed);
+    while (!done.load()) {
+      Offset end = log_->log_end_offset();
+      if (end == 0) continue;
+      Offset from = static_cast<Offset>(rng() % static_cast<uint64_t>(end));
+      auto read = log_->Read(from, 1 + rng() % (1 << 20));
+      if (!read.ok()) {
+        ++failures;
+        ADD_FAILURE() << read.status();
+        return;
+      }
+      auto views = SplitBatches(read->bytes, BatchSource::kDisk);
+      if (!views.ok() || views->empty()) {
+        ++failures;
+        ADD_FAILURE() << "offset " << from << ": no whole batches";
+        return;
+      }
+      Offset expect = read->first_offset;
+      for (const RecordBatchView& v : *views) {
+        if (!v.CrcMatches() || v.base_offset() != expect) {
+          ++failures;
+          ADD_FAILURE() << "offset " << from << ": bad batch at " << expect;
+          return;
+        }
+        expect = v.last_offset() + 1;
+      }
+      if (read->first_offset > from || expect <= from) {
+        ++failures;
+        ADD_FAILURE() << "offset " << from << " not in the result";
+        return;
+      }
+      ++reads;
+    }
+  };
+  std::thread r1(reader, seed);
+  std::thread r2(reader, seed + 1);
+  std::mt19937_64 rng(seed);
+  for (int i = 0; i < kBatches && failures.load() == 0; ++i) {
+    ASSERT_THAT(log_->Append(MakeBigBatch(1 + static_cast<int>(rng() % 8),
+                                          1000 + rng() % 9000, 'a' + i % 26),
+                             0),
+                IsOk());
+    if (i % 50 == 0) {
+      RUNNEL_ASSERT_OK(log_->Flush());
+    }
+  }
+  done = true;
+  r1.join();
+  r2.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_GT(log_->segment_count(), 1);
+  EXPECT_GT(reads.load(), 0);
 }
 
 TEST(LogConfigTest, ValidateRejectsOutOfRangeFields) {
