@@ -3,7 +3,7 @@
 // The commit log of one partition: an ordered list of segments in
 // <data-dir>/<topic>-<partition>/, with offset assignment, reads by offset
 // and by time, durability notification, roll, retention, truncation and
-// crash recovery. On-disk layout: docs/log-format.storage.md.
+// crash recovery. On-disk layout: docs/log-format.md.
 
 #include <atomic>
 #include <cstddef>

@@ -3,7 +3,7 @@
 // One segment of a partition log: <base>.log (RecordBatch v2 bytes, nothing
 // else), its sparse offset index <base>.index and time index
 // <base>.timeindex. File names are the 20-digit zero-padded base offset.
-// Layout and recovery rules: docs/log-format.storage.md.
+// Layout and recovery rules: docs/log-format.md.
 
 #include <atomic>
 #include <cstddef>
