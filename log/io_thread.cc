@@ -297,7 +297,7 @@ void IoThread::PrepareReady() {
       RUNNEL_CHECK_MSG(submitted.ok(), submitted.status().ToString().c_str());
       for (Request* r : prepared_unsubmitted_) r->submitted = true;
       prepared_unsubmitted_.clear();
-      submits_.fetch_add(1, std::memory_order_relaxed);
+      CountSubmit();
       sqe = ring_.GetSqe();
       if (sqe == nullptr) return;
     }
@@ -322,6 +322,7 @@ void IoThread::PrepareReady() {
       case Request::Kind::kFsync:
         io_uring_prep_fsync(sqe, r->fd, IORING_FSYNC_DATASYNC);
         fsyncs_issued_.fetch_add(1, std::memory_order_relaxed);
+        prepared_has_fsync_ = true;
         r->start = std::chrono::steady_clock::now();
         break;
       case Request::Kind::kPost:
@@ -346,7 +347,15 @@ void IoThread::SubmitAndWait() {
   RUNNEL_CHECK_MSG(rc.ok(), rc.status().ToString().c_str());
   for (Request* r : prepared_unsubmitted_) r->submitted = true;
   prepared_unsubmitted_.clear();
-  if (had_new) submits_.fetch_add(1, std::memory_order_relaxed);
+  if (had_new) CountSubmit();
+}
+
+void IoThread::CountSubmit() {
+  submits_.fetch_add(1, std::memory_order_relaxed);
+  if (prepared_has_fsync_) {
+    fsync_submits_.fetch_add(1, std::memory_order_relaxed);
+    prepared_has_fsync_ = false;
+  }
 }
 
 void IoThread::ReapAll() {
@@ -466,6 +475,7 @@ IoThreadStats IoThread::Stats() const {
   stats.fsync_requests = fsync_requests_.load(std::memory_order_relaxed);
   stats.fsyncs_issued = fsyncs_issued_.load(std::memory_order_relaxed);
   stats.submits = submits_.load(std::memory_order_relaxed);
+  stats.fsync_submits = fsync_submits_.load(std::memory_order_relaxed);
   stats.fsync_latency_sum_us =
       fsync_latency_sum_us_.load(std::memory_order_relaxed);
   for (size_t i = 0; i < stats.fsync_latency_buckets.size(); ++i) {

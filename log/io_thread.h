@@ -59,6 +59,7 @@ struct IoThreadStats {
   uint64_t fsync_requests = 0;  // Fsync() calls accepted
   uint64_t fsyncs_issued = 0;   // IORING_OP_FSYNC submitted to the kernel
   uint64_t submits = 0;         // io_uring_submit calls that submitted >= 1 SQE
+  uint64_t fsync_submits = 0;   // of those, the ones carrying >= 1 fsync
   uint64_t fsync_latency_sum_us = 0;
   std::array<uint64_t, kFsyncLatencyBucketUpperUs.size()>
       fsync_latency_buckets{};
@@ -160,6 +161,8 @@ class IoThread {
   void HandleFsync(std::unique_ptr<Request> request);
   void PrepareReady();
   void SubmitAndWait();
+  // Counts one io_uring_submit that handed SQEs to the kernel.
+  void CountSubmit();
   void ReapAll();
   void Complete(std::unique_ptr<Request> request, int res);
   void CompleteFsync(std::unique_ptr<Request> request, int res);
@@ -206,6 +209,9 @@ class IoThread {
   std::atomic<uint64_t> fsync_requests_{0};
   std::atomic<uint64_t> fsyncs_issued_{0};
   std::atomic<uint64_t> submits_{0};
+  std::atomic<uint64_t> fsync_submits_{0};
+  // An fsync was prepared since the last submit (I/O thread only).
+  bool prepared_has_fsync_ = false;
   std::atomic<uint64_t> fsync_latency_sum_us_{0};
   std::array<std::atomic<uint64_t>, kFsyncLatencyBucketUpperUs.size()>
       fsync_latency_buckets_{};
