@@ -30,32 +30,14 @@
 #include "common/check.h"
 #include "log/append_writer.h"
 #include "log/io_thread.h"
+#include "tests/bench/bench_util.h"
 
 namespace runnel::log {
 namespace {
 
-std::string BenchDir() {
-  const char* dir = std::getenv("RUNNEL_BENCH_DIR");
-  std::string path = dir != nullptr ? dir : "/tmp/runnel-bench";
-  std::filesystem::create_directories(path);
-  return path;
-}
-
-IoThread* SharedIo() {
-  static IoThread* io = [] {
-    auto started = IoThread::Start({});
-    RUNNEL_CHECK(started.ok());
-    return started->release();  // lives for the whole process
-  }();
-  return io;
-}
-
-double ProcessCpuSeconds() {
-  rusage usage;
-  getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
+using bench::BenchDir;
+using bench::ProcessCpuSeconds;
+using bench::SharedIo;
 
 void Wait(AppendWriter& writer, bool durable) {
   absl::Notification done;

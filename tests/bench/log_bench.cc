@@ -51,32 +51,14 @@
 #include "log/io_thread.h"
 #include "log/partition_log.h"
 #include "log/record_batch.h"
+#include "tests/bench/bench_util.h"
 
 namespace runnel::log {
 namespace {
 
-std::string BenchDir() {
-  const char* dir = std::getenv("RUNNEL_BENCH_DIR");
-  std::string path = dir != nullptr ? dir : "/tmp/runnel-bench";
-  std::filesystem::create_directories(path);
-  return path;
-}
-
-IoThread* SharedIo() {
-  static IoThread* io = [] {
-    auto started = IoThread::Start({});
-    RUNNEL_CHECK(started.ok());
-    return started->release();  // lives for the whole process
-  }();
-  return io;
-}
-
-double ProcessCpuSeconds() {
-  rusage usage;
-  getrusage(RUSAGE_SELF, &usage);
-  auto seconds = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
+using bench::BenchDir;
+using bench::ProcessCpuSeconds;
+using bench::SharedIo;
 
 // One batch of `record_bytes`-value records (null keys) close to, but not
 // above, `batch_bytes`.
