@@ -124,8 +124,9 @@ class FetchStreamReactor final
     core_->metrics().RecordRequest(
         Api::kFetchStream, absl::Now() - start_,
         !status.ok() && status.error_code() != grpc::StatusCode::CANCELLED);
-    Finish(status);
-    gate_->Exit();
+    RequestGate* gate = gate_;
+    Finish(status);  // OnDone may run, and delete this, before Finish returns
+    gate->Exit();
   }
 
   BrokerCore* const core_;
