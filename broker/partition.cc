@@ -136,25 +136,19 @@ ReadResult Partition::Read(log::Offset fetch_offset, size_t max_bytes) {
                                result.log_end_offset, "]"));
     return result;
   }
-  log::Offset offset = fetch_offset;
-  // The log may stop at a segment boundary; continue while there is room.
-  while (offset < result.high_watermark && result.records.size() < max_bytes) {
-    absl::StatusOr<log::PartitionLog::ReadResult> read = log_->Read(
-        offset, max_bytes - result.records.size(), result.high_watermark);
+  // One read, from one segment (like Kafka's LogSegment.read): a fetch
+  // that reaches the end of a segment gets the next one on the next fetch.
+  // Appending a second read would copy the whole first one, and its first
+  // batch would overshoot max_bytes.
+  if (fetch_offset < result.high_watermark) {
+    absl::StatusOr<log::PartitionLog::ReadResult> read =
+        log_->Read(fetch_offset, max_bytes, result.high_watermark);
     if (!read.ok()) {
-      if (result.records.empty()) {
-        result.status =
-            ClassifyLogError(read.status(), ErrorKind::kOffsetOutOfRange);
-      }
-      break;  // keep what was read; the next fetch reports the problem
+      result.status =
+          ClassifyLogError(read.status(), ErrorKind::kOffsetOutOfRange);
+      return result;
     }
-    if (read->bytes.empty()) break;
-    offset = read->next_offset;
-    if (result.records.empty()) {
-      result.records = std::move(read->bytes);
-    } else {
-      result.records.append(read->bytes);
-    }
+    result.records = std::move(read->bytes);
   }
   bytes_out_.fetch_add(result.records.size(), std::memory_order_relaxed);
   return result;
