@@ -576,10 +576,25 @@ absl::StatusOr<FilePos> Segment::FindBatch(Offset target, FilePos end) const {
 
 absl::StatusOr<std::string> Segment::Read(FilePos position, size_t size) const {
   // Sized once; the bytes land in it directly (from the tail cache or the
-  // kernel), no intermediate buffer.
-  std::string out(size, '\0');
+  // kernel), no intermediate buffer, and no zeroing first where the
+  // standard library allows it (log/storage.cmake).
+  std::string out;
+#if defined(__cpp_lib_string_resize_and_overwrite)
+  absl::Status status;
+  out.resize_and_overwrite(size, [&](char* buf, size_t n) -> size_t {
+    absl::StatusOr<size_t> got = ReadInto(buf, n, position);
+    if (!got.ok()) {
+      status = got.status();
+      return 0;
+    }
+    return *got;
+  });
+  RUNNEL_RETURN_IF_ERROR(status);
+#else
+  out.resize(size);
   RUNNEL_ASSIGN_OR_RETURN(size_t got, ReadInto(out.data(), size, position));
   out.resize(got);
+#endif
   return out;
 }
 
