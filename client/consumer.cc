@@ -47,9 +47,20 @@ absl::StatusOr<int64_t> NextOffsetAfter(const TopicPartition& tp,
 
 // Decodes a fetched partition's batches into records at or after `from`.
 absl::Status DecodeRecords(const TopicPartition& tp, const std::string& bytes,
-                           int64_t from, std::vector<ConsumerRecord>& out) {
+                           int64_t from, bool check_crcs,
+                           std::vector<ConsumerRecord>& out) {
   RUNNEL_ASSIGN_OR_RETURN(std::vector<log::RecordBatchView> batches,
                           log::SplitBatches(bytes));
+  if (check_crcs) {
+    for (const log::RecordBatchView& batch : batches) {
+      if (!batch.CrcMatches()) {
+        return absl::DataLossError(absl::StrCat(
+            PartitionName(tp), ": the batch at offset ", batch.base_offset(),
+            " fails its CRC32C check (stored ", batch.crc(), ", computed ",
+            batch.ComputeCrc(), ")"));
+      }
+    }
+  }
   // One allocation for the chunk instead of the vector's regrowth moves.
   size_t count = 0;
   for (const log::RecordBatchView& batch : batches) {
@@ -398,7 +409,8 @@ absl::StatusOr<std::vector<ConsumerRecord>> Consumer::Impl::Poll(
       if (!chunk.decoded) {
         // Under mu_: the fetcher needs it only to hand over its next chunk.
         absl::Status decoded =
-            DecodeRecords(chunk.tp, chunk.bytes, chunk.from, chunk.records);
+            DecodeRecords(chunk.tp, chunk.bytes, chunk.from,
+                          options_.check_crcs, chunk.records);
         chunk.decoded = true;
         std::string().swap(chunk.bytes);
         if (!decoded.ok()) {
