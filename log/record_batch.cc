@@ -634,11 +634,13 @@ absl::Status ValidateHeader(const RecordBatchView& view,
         absl::StrCat("batch of ", view.size_bytes(), " bytes too large (max ",
                      options.max_batch_bytes, ")"));
   }
-  const uint32_t computed = view.ComputeCrc();
-  if (computed != view.crc()) {
-    return BatchError(source, kCrcPos,
-                      absl::StrCat("crc mismatch: stored ", view.crc(),
-                                   ", computed ", computed));
+  if (options.check_crc) {
+    const uint32_t computed = view.ComputeCrc();
+    if (computed != view.crc()) {
+      return BatchError(source, kCrcPos,
+                        absl::StrCat("crc mismatch: stored ", view.crc(),
+                                     ", computed ", computed));
+    }
   }
   if (!IsKnownCompression(view.attributes())) {
     return BatchError(source, kAttributesPos,

@@ -157,6 +157,9 @@ struct ValidateOptions {
   size_t max_batch_bytes = 1 << 20;
   // Largest decompressed records payload accepted (zip-bomb guard).
   size_t max_decompressed_bytes = 64 << 20;
+  // false: the caller has already compared the CRC (RecordBatchView::
+  // CrcMatches) and the check is skipped; every other check still runs.
+  bool check_crc = true;
 };
 
 // Checks every field a buggy or malicious producer can get wrong: framing and
