@@ -21,6 +21,7 @@
 #include "broker/grpc_services.h"
 #include "broker/http_server.h"
 #include "broker/topic_config.h"
+#include "common/process_tuning.h"
 #include "log/log_config.h"
 
 namespace runnel::broker {
@@ -219,6 +220,7 @@ int Run(const Flags& f) {
 }  // namespace runnel::broker
 
 int main(int argc, char** argv) {
+  runnel::TuneProcessForThroughput();
   CLI::App app{
       "runnel-broker: one Runnel event-log broker (gRPC + HTTP admin)"};
   runnel::broker::Flags flags;

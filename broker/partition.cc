@@ -47,7 +47,7 @@ absl::Status Partition::CheckLive() const {
   return absl::OkStatus();
 }
 
-absl::Status Partition::PrecheckBatches(absl::string_view records,
+absl::Status Partition::ValidateBatches(absl::string_view records,
                                         int* batch_count) const {
   if (records.empty()) {
     return MakeError(ErrorKind::kInvalidRequest,
@@ -78,6 +78,15 @@ absl::Status Partition::PrecheckBatches(absl::string_view records,
                        absl::StrCat(id_.ToString(), ": batch at byte ", pos,
                                     ": crc mismatch"));
     }
+    // The rest of ValidateBatch (records, codec, counts, timestamps) here
+    // too, so the log is told not to check the batches again.
+    const log::ValidateOptions validate{.max_batch_bytes = max_bytes,
+                                        .check_crc = false};
+    if (absl::Status s = log::ValidateBatch(view->bytes(), validate); !s.ok()) {
+      return MakeError(ErrorKind::kInvalidRecord,
+                       absl::StrCat(id_.ToString(), ": batch at byte ", pos,
+                                    ": ", s.message()));
+    }
     pos += view->size_bytes();
     ++*batch_count;
   }
@@ -90,12 +99,13 @@ void Partition::Produce(std::string records, Acks acks,
   ProduceResult result;
   int batches = 0;
   if (result.status = CheckLive(); !result.status.ok()) return done(result);
-  if (result.status = PrecheckBatches(records, &batches); !result.status.ok()) {
+  if (result.status = ValidateBatches(records, &batches); !result.status.ok()) {
     return done(result);
   }
   const size_t size = records.size();
   absl::StatusOr<log::PartitionLog::AppendResult> appended =
-      log_->Append(std::move(records), replica_->leader_epoch());
+      log_->Append(std::move(records), replica_->leader_epoch(),
+                   log::BatchValidation::kCallerValidated);
   if (!appended.ok()) {
     result.status =
         ClassifyLogError(appended.status(), ErrorKind::kInvalidRecord);

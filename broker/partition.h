@@ -108,9 +108,10 @@ class Partition {
   }
 
  private:
-  // Framing, CRC and size checks that decide the error kind; the log's own
-  // validation then covers the records (INVALID_RECORD).
-  absl::Status PrecheckBatches(absl::string_view records,
+  // Every check of log::ValidateBatch, once (the log does not repeat them),
+  // typed: framing, magic, truncation and CRC -> CORRUPT_MESSAGE, size ->
+  // RECORD_TOO_LARGE, the rest (records, codec, counts) -> INVALID_RECORD.
+  absl::Status ValidateBatches(absl::string_view records,
                                int* batch_count) const;
   absl::Status CheckLive() const ABSL_SHARED_LOCKS_REQUIRED(ops_mu_);
 

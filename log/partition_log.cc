@@ -267,7 +267,7 @@ void PartitionLog::MarkDurable(Offset offset, bool bump_generation) {
 }
 
 absl::StatusOr<PartitionLog::AppendResult> PartitionLog::Append(
-    std::string batches, int32_t leader_epoch) {
+    std::string batches, int32_t leader_epoch, BatchValidation validation) {
   absl::MutexLock lock(&mu_);
   RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
   if (leader_epoch < epochs_->latest_epoch()) {
@@ -275,19 +275,21 @@ absl::StatusOr<PartitionLog::AppendResult> PartitionLog::Append(
         options_.dir, ": leader epoch ", leader_epoch,
         " is older than the latest epoch ", epochs_->latest_epoch()));
   }
-  return AppendLocked(std::move(batches), /*assign_offsets=*/true,
-                      leader_epoch);
+  return AppendLocked(std::move(batches), /*assign_offsets=*/true, leader_epoch,
+                      validation);
 }
 
 absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendReplicated(
     std::string batches) {
   absl::MutexLock lock(&mu_);
   RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
-  return AppendLocked(std::move(batches), /*assign_offsets=*/false, -1);
+  return AppendLocked(std::move(batches), /*assign_offsets=*/false, -1,
+                      BatchValidation::kFull);
 }
 
 absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendLocked(
-    std::string batches, bool assign_offsets, int32_t leader_epoch) {
+    std::string batches, bool assign_offsets, int32_t leader_epoch,
+    BatchValidation validation) {
   // 1. Frame and validate everything before touching the log.
   auto split = SplitBatches(batches, BatchSource::kWire);
   if (!split.ok()) return AsInvalidArgument(split.status());
@@ -303,8 +305,14 @@ absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendLocked(
   Offset next = log_end;
   int32_t epoch = epochs_->latest_epoch();
   for (const RecordBatchView& view : *split) {
-    RUNNEL_RETURN_IF_ERROR(
-        AsInvalidArgument(ValidateBatch(view.bytes(), validate)));
+    if (validation == BatchValidation::kFull) {
+      RUNNEL_RETURN_IF_ERROR(
+          AsInvalidArgument(ValidateBatch(view.bytes(), validate)));
+    } else if (view.size_bytes() > validate.max_batch_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          options_.dir, ": batch of ", view.size_bytes(),
+          " bytes too large (max ", validate.max_batch_bytes, ")"));
+    }
     BatchInfo info;
     info.position = view.bytes().data() - batches.data();
     info.size_bytes = static_cast<int64_t>(view.size_bytes());

@@ -30,6 +30,17 @@ namespace runnel::log {
 class IoThread;
 class Segment;
 
+// How much of a leader append's validation the log does itself.
+enum class BatchValidation {
+  // Every batch goes through ValidateBatch (kWire, max_message_bytes).
+  kFull,
+  // The caller already ran ValidateBatch (kWire) or an equivalent on exactly
+  // these bytes (the broker does, to type its errors): the log only frames
+  // the batches and checks max_message_bytes, so the CRC and the records are
+  // not checked twice.
+  kCallerValidated,
+};
+
 struct PartitionLogOptions {
   std::string dir;        // the partition directory; created if missing
   std::string topic;      // non-empty, no whitespace
@@ -109,8 +120,11 @@ class PartitionLog {
   // rolls the segment when needed (segment_bytes, segment_ms, a full index,
   // relative offset overflow) and appends. The records are readable (Read) when
   // this returns; durability is separate (WhenDurable / Flush).
-  absl::StatusOr<AppendResult> Append(std::string batches,
-                                      int32_t leader_epoch);
+  // kCallerValidated: see BatchValidation; framing and size errors are still
+  // kInvalidArgument with nothing written.
+  absl::StatusOr<AppendResult> Append(
+      std::string batches, int32_t leader_epoch,
+      BatchValidation validation = BatchValidation::kFull);
 
   // Follower path: the batches already carry offsets and leader epochs from
   // the leader and are stored byte for byte. kInvalidArgument if the first
@@ -248,7 +262,8 @@ class PartitionLog {
   absl::Status RecoverLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<AppendResult> AppendLocked(std::string batches,
                                             bool assign_offsets,
-                                            int32_t leader_epoch)
+                                            int32_t leader_epoch,
+                                            BatchValidation validation)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaybeRollLocked(int64_t incoming_bytes, Offset last_offset,
                                int64_t now_ms)

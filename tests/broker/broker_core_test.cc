@@ -202,6 +202,21 @@ TEST_F(BrokerCoreTest, InvalidRecordsInsideAWellFramedBatchAreInvalidRecord) {
   EXPECT_EQ(LogEnd("t"), 0);
 }
 
+TEST_F(BrokerCoreTest,
+       AGoodBatchBeforeOneWithInvalidRecordsIsNotWrittenEither) {
+  CreateTopic("t");
+  std::string bad = MakeBatch(3);
+  StoreBe32(&bad[log::kLastOffsetDeltaPos], 1);  // 3 records, delta 1
+  StoreBe32(&bad[log::kCrcPos], Crc32c(bad.data() + log::kAttributesPos,
+                                       bad.size() - log::kAttributesPos));
+  ProduceResult r = ProduceSync(*core_, "t", 0, MakeBatch(2) + bad);
+  EXPECT_EQ(ErrorKindOf(r.status), ErrorKind::kInvalidRecord) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), ::testing::HasSubstr("t-0"));
+  EXPECT_EQ(LogEnd("t"), 0);
+  RUNNEL_EXPECT_OK(ProduceSync(*core_, "t", 0, MakeBatch(2)).status);
+  EXPECT_EQ(LogEnd("t"), 2);
+}
+
 TEST_F(BrokerCoreTest, OversizeBatchIsRecordTooLarge) {
   CreateTopic("t", 1, {{"max.message.bytes", "1000"}});
   ProduceResult r = ProduceSync(*core_, "t", 0, MakeBatch(1, 0, 0, 2000));

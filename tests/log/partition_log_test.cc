@@ -227,6 +227,32 @@ TEST_F(PartitionLogTest, BadBatchInTheMiddleOfAnAppendWritesNothing) {
   EXPECT_EQ(log_->size_bytes(), BatchSize());
 }
 
+TEST_F(PartitionLogTest, CallerValidatedAppendStillFramesAndSizesBatches) {
+  config_.max_message_bytes = static_cast<int32_t>(BatchSize());
+  Open();
+  AppendBatches(1);
+  std::string cut = MakeBatch(5, 1000);
+  cut.resize(cut.size() - 1);
+  EXPECT_THAT(log_->Append(MakeBatch(5, 1000) + cut, 0,
+                           BatchValidation::kCallerValidated),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(
+      log_->Append(MakeBatch(6, 1000), 0, BatchValidation::kCallerValidated),
+      StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(log_->log_end_offset(), 5);
+  EXPECT_EQ(log_->size_bytes(), BatchSize());
+  auto result = log_->Append(MakeBatch(5, 2000) + MakeBatch(5, 3000), 4,
+                             BatchValidation::kCallerValidated);
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->base_offset, 5);
+  EXPECT_EQ(result->last_offset, 14);
+  std::vector<BatchSummary> views = Split(ReadAll());
+  ASSERT_THAT(views, SizeIs(3));
+  EXPECT_EQ(views[2].base_offset(), 10);
+  EXPECT_EQ(views[2].partition_leader_epoch(), 4);
+  EXPECT_TRUE(views[2].CrcMatches());
+}
+
 TEST_F(PartitionLogTest, OversizedBatchIsRefused) {
   config_.max_message_bytes = 200;
   Open();
