@@ -371,9 +371,15 @@ absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendLocked(
     if (&info == &infos.front()) result.position = position;
     result.max_timestamp = std::max(result.max_timestamp, info.max_timestamp);
   }
-  // Start the write now so readers and followers do not wait for a full
-  // buffer; the callback has nothing to do (errors are sticky in the writer
-  // and reach every later Sync and Flush).
+  // Appends are not left in the writer's buffer until it fills: every append
+  // asks for a write at once. With no write in flight this submits one now;
+  // while one is in flight, these bytes join the next write, which starts
+  // when it completes (so back-to-back appends still coalesce). Readers do
+  // not need it (unwritten bytes are served from the writer's tail cache);
+  // it keeps acks=leader/none data from sitting only in process memory and
+  // leaves a later WhenDurable nothing but the fdatasync. The callback has
+  // nothing to do (errors are sticky in the writer and reach every later
+  // Sync and Flush).
   segment->Flush([](absl::Status) {});
   log_end_offset_.store(next, std::memory_order_release);
   return result;
