@@ -283,12 +283,14 @@ ListOffsetResult BrokerCore::ListOffset(const TopicPartition& tp,
     result.status = partition.status();
     return result;
   }
-  absl::StatusOr<log::Offset> offset = (*partition)->ListOffset(timestamp);
-  if (!offset.ok()) {
-    result.status = offset.status();
+  absl::StatusOr<log::RecordTimestamp> found =
+      (*partition)->ListOffset(timestamp);
+  if (!found.ok()) {
+    result.status = found.status();
     return result;
   }
-  result.offset = *offset;
+  result.offset = found->offset;
+  result.timestamp = found->timestamp;
   result.leader_epoch = (*partition)->State().leader_epoch;
   return result;
 }

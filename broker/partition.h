@@ -84,9 +84,11 @@ class Partition {
   // one). OFFSET_OUT_OF_RANGE outside [log start, log end].
   ReadResult Read(log::Offset fetch_offset, size_t max_bytes);
 
-  // kEarliestTimestamp: log start; kLatestTimestamp: high watermark; else the
-  // first offset with a timestamp >= `timestamp`, or -1 if none (below HW).
-  absl::StatusOr<log::Offset> ListOffset(int64_t timestamp);
+  // kEarliestTimestamp: log start; kLatestTimestamp: high watermark (both
+  // with timestamp -1); else the first record with a timestamp >=
+  // `timestamp` below the HW: its offset and its timestamp, or -1 and -1 if
+  // there is none.
+  absl::StatusOr<log::RecordTimestamp> ListOffset(int64_t timestamp);
 
   PartitionState State() const;
   log::Offset high_watermark() const { return replica_->high_watermark(); }

@@ -572,6 +572,13 @@ absl::StatusOr<PartitionLog::ReadResult> PartitionLog::Read(Offset offset,
 }
 
 absl::StatusOr<Offset> PartitionLog::OffsetForTimestamp(int64_t timestamp_ms) {
+  RUNNEL_ASSIGN_OR_RETURN(RecordTimestamp found,
+                          RecordForTimestamp(timestamp_ms));
+  return found.offset;
+}
+
+absl::StatusOr<RecordTimestamp> PartitionLog::RecordForTimestamp(
+    int64_t timestamp_ms) {
   std::vector<std::pair<std::shared_ptr<Segment>, FilePos>> snapshot;
   Offset start;
   {
@@ -586,11 +593,12 @@ absl::StatusOr<Offset> PartitionLog::OffsetForTimestamp(int64_t timestamp_ms) {
     }
   }
   for (const auto& [segment, end] : snapshot) {
-    RUNNEL_ASSIGN_OR_RETURN(Offset found, segment->FindOffsetForTimestamp(
-                                              timestamp_ms, start, end));
-    if (found != kNoOffset) return found;
+    RUNNEL_ASSIGN_OR_RETURN(
+        RecordTimestamp found,
+        segment->FindRecordForTimestamp(timestamp_ms, start, end));
+    if (found.offset != kNoOffset) return found;
   }
-  return kNoOffset;
+  return RecordTimestamp{};
 }
 
 absl::Status PartitionLog::TruncateTo(Offset offset) {

@@ -158,6 +158,9 @@ class PartitionLog {
   // the records of that batch), at or after log_start_offset(); kNoOffset if
   // there is none.
   absl::StatusOr<Offset> OffsetForTimestamp(int64_t timestamp_ms);
+  // The same lookup, also giving the found record's timestamp (what Kafka's
+  // ListOffsets returns); {kNoOffset, kNoTimestamp} if there is none.
+  absl::StatusOr<RecordTimestamp> RecordForTimestamp(int64_t timestamp_ms);
 
   // Drops every offset >= `offset` (follower divergence). A batch that
   // contains `offset` but starts below it is dropped whole, so the new log

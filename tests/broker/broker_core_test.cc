@@ -280,6 +280,26 @@ TEST_F(BrokerCoreTest, ListOffsetsEarliestLatestAndByTime) {
             ErrorKind::kInvalidRequest);
 }
 
+TEST_F(BrokerCoreTest, ListOffsetsByTimeReturnsTheFoundRecordsTimestamp) {
+  CreateTopic("t");
+  RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", 0, MakeBatch(3, 1000)).status);
+  RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", 0, MakeBatch(3, 2000)).status);
+  // Exact hit: the record at 1001 itself.
+  ListOffsetResult exact = core_->ListOffset({"t", 0}, 1001);
+  EXPECT_EQ(exact.offset, 1);
+  EXPECT_EQ(exact.timestamp, 1001);
+  // Between batches: the next record, with its own (later) timestamp.
+  ListOffsetResult between = core_->ListOffset({"t", 0}, 1500);
+  EXPECT_EQ(between.offset, 3);
+  EXPECT_EQ(between.timestamp, 2000);
+  // Earliest, latest and "no such record" carry no timestamp (Kafka).
+  EXPECT_EQ(core_->ListOffset({"t", 0}, kEarliestTimestamp).timestamp, -1);
+  EXPECT_EQ(core_->ListOffset({"t", 0}, kLatestTimestamp).timestamp, -1);
+  ListOffsetResult none = core_->ListOffset({"t", 0}, 9999);
+  EXPECT_EQ(none.offset, -1);
+  EXPECT_EQ(none.timestamp, -1);
+}
+
 TEST_F(BrokerCoreTest, LongPollWakesWhenDataLands) {
   CreateTopic("t");
   FetchInput input;

@@ -335,6 +335,12 @@ TEST_F(PartitionLogTest, OffsetForTimestampFindsTheFirstRecordAtOrAfter) {
   EXPECT_THAT(log_->OffsetForTimestamp(4004), IsOkAndHolds(19));
   EXPECT_THAT(log_->OffsetForTimestamp(4005),
               IsOkAndHolds(kNoOffset));  // after the last
+  // The same lookups with the found record's own timestamp.
+  EXPECT_THAT(log_->RecordForTimestamp(2003),
+              IsOkAndHolds(RecordTimestamp{8, 2003}));
+  EXPECT_THAT(log_->RecordForTimestamp(2500),
+              IsOkAndHolds(RecordTimestamp{10, 3000}));
+  EXPECT_THAT(log_->RecordForTimestamp(4005), IsOkAndHolds(RecordTimestamp{}));
 }
 
 TEST_F(PartitionLogTest, OffsetForTimestampWorksAcrossSegmentsAndReopen) {
