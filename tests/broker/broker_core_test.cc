@@ -10,6 +10,7 @@
 #include "broker/errors.h"
 #include "common/crc32c.h"
 #include "common/endian.h"
+#include "log/io_thread.h"
 #include "log/record_batch.h"
 #include "tests/broker/test_util.h"
 #include "tests/testing/scoped_temp_dir.h"
@@ -136,6 +137,42 @@ TEST_F(BrokerCoreTest, AcksAllAnswersOnlyOnceDurable) {
   });
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_GE(hw_at_ack, 3);
+}
+
+TEST_F(BrokerCoreTest, AcksAllAnswersRequestTimedOutWhenDurabilityIsLate) {
+  CreateTopic("t");
+  log::IoThread* io = core_->logs().io_thread_for("t", 0);
+  ASSERT_NE(io, nullptr);
+  // Hold the partition's I/O thread: no write or fsync completes meanwhile,
+  // so the batch cannot become durable before the request timeout.
+  absl::Notification held;
+  absl::Notification release;
+  io->Post([&] {
+    held.Notify();
+    release.WaitForNotification();
+  });
+  held.WaitForNotification();
+  ProduceInput input;
+  input.acks = Acks::kAll;
+  input.timeout = absl::Milliseconds(20);
+  input.partitions.push_back({{"t", 0}, MakeBatch(3)});
+  absl::Notification answered;
+  ProduceResult result;
+  core_->Produce(std::move(input), [&](std::vector<ProduceResult> results) {
+    result = results.at(0);
+    answered.Notify();
+  });
+  const bool answered_while_held =
+      answered.WaitForNotificationWithTimeout(absl::Seconds(30));
+  release.Notify();
+  ASSERT_TRUE(answered_while_held);
+  EXPECT_EQ(ErrorKindOf(result.status), ErrorKind::kRequestTimedOut)
+      << result.status;
+  EXPECT_TRUE(IsRetriable(ErrorKind::kRequestTimedOut));
+  // The batch was appended all the same: visible once durable.
+  ReadResult f = FetchSync(*core_, "t", 0, 0, absl::Seconds(30));
+  RUNNEL_ASSERT_OK(f.status);
+  EXPECT_EQ(f.records, MakeBatch(3));
 }
 
 TEST_F(BrokerCoreTest, AcksNoneAndLeaderAppendAndBecomeVisible) {
