@@ -242,6 +242,9 @@ TEST_F(BrokerE2eTest, ListOffsetsAndMetadata) {
   EXPECT_EQ(resp.topics(0).partitions(0).offset(), 0);
   EXPECT_EQ(resp.topics(0).partitions(1).offset(), 4);
   EXPECT_EQ(resp.topics(0).partitions(2).offset(), 2);
+  EXPECT_EQ(resp.topics(0).partitions(0).timestamp(), -1);
+  EXPECT_EQ(resp.topics(0).partitions(1).timestamp(), -1);
+  EXPECT_EQ(resp.topics(0).partitions(2).timestamp(), 5002);
 
   v1::MetadataRequest mreq;
   v1::MetadataResponse mresp;
