@@ -3,9 +3,12 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -14,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
+#include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 
 #include "log/record_batch.h"
@@ -30,6 +34,7 @@ namespace {
 using ::runnel::broker::testing::MakeBatch;
 using ::runnel::testing::BrokerProcess;
 using ::runnel::testing::IsOk;
+using ::runnel::testing::StatusIs;
 using ::testing::HasSubstr;
 
 // GET http://127.0.0.1:port/path with a plain socket; returns the whole
@@ -368,6 +373,65 @@ TEST_F(BrokerE2eTest, HealthzAndMetricsAnswerOverHttp) {
       HasSubstr(
           "runnel_partition_log_end_offset{topic=\"t\",partition=\"0\"} 1"));
   EXPECT_THAT(metrics, HasSubstr("runnel_topic_bytes_in_total{topic=\"t\"}"));
+}
+
+// Blocks until `pid` (a child) has exited, without reaping it.
+void WaitUntilDead(pid_t pid) {
+  siginfo_t info{};
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT),
+            0);
+}
+
+TEST(BrokerProcessTest, KeepsTheBrokersStderrInAFile) {
+  runnel::testing::ScopedTempDir dir;
+  auto broker = BrokerProcess::Start({.data_dir = dir.Sub("data")});
+  ASSERT_THAT(broker, IsOk());
+  EXPECT_EQ((*broker)->stderr_path(), dir.Sub("data") + ".stderr");
+  EXPECT_THAT((*broker)->StderrTail(), HasSubstr("opened"));
+  absl::StatusOr<int> code = (*broker)->Stop();
+  ASSERT_THAT(code, IsOk());
+  EXPECT_EQ(*code, 0);
+  EXPECT_THAT((*broker)->StderrTail(), HasSubstr("stopped cleanly"));
+}
+
+TEST(BrokerProcessTest, StopReportsABrokerThatDiedDuringTheTest) {
+  runnel::testing::ScopedTempDir dir;
+  auto broker = BrokerProcess::Start({.data_dir = dir.Sub("data")});
+  ASSERT_THAT(broker, IsOk());
+  ::kill((*broker)->pid(), SIGKILL);  // a crash, not the test's own stop
+  WaitUntilDead((*broker)->pid());
+  absl::StatusOr<int> stopped = (*broker)->Stop();
+  EXPECT_THAT(stopped.status(), StatusIs(absl::StatusCode::kInternal));
+  const std::string message(stopped.status().message());
+  EXPECT_THAT(message, HasSubstr("died during the test"));
+  EXPECT_THAT(message, HasSubstr("signal 9"));
+  EXPECT_FALSE((*broker)->running());
+}
+
+TEST(BrokerProcessTest, KillAndTheDestructorReportABrokerThatDied) {
+  runnel::testing::ScopedTempDir dir;
+  auto broker = BrokerProcess::Start({.data_dir = dir.Sub("data")});
+  ASSERT_THAT(broker, IsOk());
+  ::kill((*broker)->pid(), SIGUSR1);
+  WaitUntilDead((*broker)->pid());
+  EXPECT_THAT((*broker)->Kill(), StatusIs(absl::StatusCode::kInternal));
+
+  auto second = BrokerProcess::Start({.data_dir = dir.Sub("data")});
+  ASSERT_THAT(second, IsOk());
+  ::kill((*second)->pid(), SIGUSR1);
+  WaitUntilDead((*second)->pid());
+  EXPECT_NONFATAL_FAILURE(second->reset(), "died during the test");
+}
+
+TEST(BrokerProcessTest, StartFailureCarriesTheBrokersStderr) {
+  runnel::testing::ScopedTempDir dir;
+  runnel::testing::BrokerProcessOptions options;
+  options.data_dir = dir.Sub("data");
+  options.extra_args = {"--no-such-flag"};
+  auto broker = BrokerProcess::Start(options);
+  ASSERT_FALSE(broker.ok());
+  EXPECT_THAT(std::string(broker.status().message()),
+              HasSubstr("no-such-flag"));
 }
 
 }  // namespace
