@@ -375,6 +375,40 @@ TEST_F(BrokerE2eTest, HealthzAndMetricsAnswerOverHttp) {
   EXPECT_THAT(metrics, HasSubstr("runnel_topic_bytes_in_total{topic=\"t\"}"));
 }
 
+TEST_F(BrokerE2eTest, RefusesToStartOnAPortInUseWithoutTouchingItsDataDir) {
+  struct Case {
+    std::string listen;
+    std::string http_listen;
+    std::string flag;
+  };
+  const Case cases[] = {
+      {broker_->address(), "127.0.0.1:0", "--listen"},
+      {"127.0.0.1:0", absl::StrCat("127.0.0.1:", broker_->http_port()),
+       "--http-listen"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.flag);
+    const std::string data_dir = dir_.Sub("second" + c.flag);
+    runnel::testing::BrokerProcessOptions options;
+    options.data_dir = data_dir;
+    options.listen = c.listen;
+    options.http_listen = c.http_listen;
+    auto second = BrokerProcess::Start(options);
+    ASSERT_THAT(second.status(), StatusIs(absl::StatusCode::kInternal));
+    const std::string message(second.status().message());
+    EXPECT_THAT(message, HasSubstr("exit code 1"));
+    EXPECT_THAT(message, HasSubstr("cannot listen on"));
+    EXPECT_THAT(message, HasSubstr(c.flag));
+    EXPECT_THAT(message, HasSubstr("in use"));
+    // Refused before the data directory was opened: nothing created, no
+    // .lock, no recovery.
+    EXPECT_FALSE(std::filesystem::exists(data_dir));
+  }
+  // The first broker still serves.
+  EXPECT_EQ(CreateTopic("still-here").error().code(), v1::NONE);
+  EXPECT_THAT(HttpGet(broker_->http_port(), "/healthz"), HasSubstr("ok"));
+}
+
 // Blocks until `pid` (a child) has exited, without reaping it.
 void WaitUntilDead(pid_t pid) {
   siginfo_t info{};
