@@ -17,10 +17,8 @@
 #include "broker/errors.h"
 #include "broker/local_metadata_store.h"
 #include "common/check.h"
-#include "common/endian.h"
 #include "common/status_macros.h"
 #include "log/io_thread.h"
-#include "log/record_batch.h"
 
 namespace runnel::broker {
 namespace {
@@ -37,22 +35,6 @@ absl::Status MakeDataDir(const std::string& dir) {
         absl::StrCat(dir, ": cannot create data directory: ", ec.message()));
   }
   return absl::OkStatus();
-}
-
-// Bytes of the leading whole batches of `records` (whole batches, as stored)
-// that fit in `limit`. With `keep_first` the first batch counts even when it
-// alone is larger: the one exception Kafka makes so that a consumer always
-// progresses.
-size_t WholeBatchesWithin(const std::string& records, size_t limit,
-                          bool keep_first) {
-  size_t used = 0;
-  while (used + log::kBatchLogOverhead <= records.size()) {
-    const size_t size = log::kBatchLogOverhead +
-                        LoadBe32(records.data() + used + log::kBatchLengthPos);
-    if (used + size > limit && !(used == 0 && keep_first)) break;
-    used += size;
-  }
-  return used;
 }
 
 }  // namespace
@@ -252,14 +234,11 @@ std::vector<ReadResult> BrokerCore::FetchOnce(const FetchInput& input,
                                      ? static_cast<size_t>(p.max_bytes)
                                      : kDefaultPartitionMaxBytes;
     const size_t limit = std::min(partition_max, remaining);
-    ReadResult r = (*partition)->Read(p.fetch_offset, limit);
-    // A read returns at least one whole batch, and one more per segment it
-    // crosses: cut it back to the limit. Only the first batch of the first
-    // non-empty partition may exceed it (Kafka's max_bytes rule).
-    if (r.records.size() > limit) {
-      r.records.resize(WholeBatchesWithin(r.records, limit,
-                                          /*keep_first=*/*total_bytes == 0));
-    }
+    // Only the first batch of the first non-empty partition may exceed the
+    // limits (Kafka's max_bytes rule, so that a consumer always progresses).
+    ReadResult r = (*partition)
+                       ->Read(p.fetch_offset, limit,
+                              /*first_batch_may_exceed=*/*total_bytes == 0);
     if (!r.status.ok()) *any_error = true;
     remaining -= std::min(remaining, r.records.size());
     *total_bytes += r.records.size();

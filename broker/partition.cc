@@ -119,7 +119,8 @@ void Partition::Produce(std::string records, Acks acks,
       });
 }
 
-ReadResult Partition::Read(log::Offset fetch_offset, size_t max_bytes) {
+ReadResult Partition::Read(log::Offset fetch_offset, size_t max_bytes,
+                           bool first_batch_may_exceed) {
   absl::ReaderMutexLock lock(&ops_mu_);
   ReadResult result;
   if (result.status = CheckLive(); !result.status.ok()) return result;
@@ -141,8 +142,8 @@ ReadResult Partition::Read(log::Offset fetch_offset, size_t max_bytes) {
   // Appending a second read would copy the whole first one, and its first
   // batch would overshoot max_bytes.
   if (fetch_offset < result.high_watermark) {
-    absl::StatusOr<log::PartitionLog::ReadResult> read =
-        log_->Read(fetch_offset, max_bytes, result.high_watermark);
+    absl::StatusOr<log::PartitionLog::ReadResult> read = log_->Read(
+        fetch_offset, max_bytes, result.high_watermark, first_batch_may_exceed);
     if (!read.ok()) {
       result.status =
           ClassifyLogError(read.status(), ErrorKind::kOffsetOutOfRange);

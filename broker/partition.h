@@ -82,7 +82,11 @@ class Partition {
   // Whole batches from the one containing `fetch_offset`, below the high
   // watermark, up to about `max_bytes` (at least one batch when there is
   // one). OFFSET_OUT_OF_RANGE outside [log start, log end].
-  ReadResult Read(log::Offset fetch_offset, size_t max_bytes);
+  // `first_batch_may_exceed`: the first batch is returned whole even when it
+  // is larger than max_bytes (Kafka's rule for the first non-empty partition
+  // of a fetch); otherwise the result stays within max_bytes.
+  ReadResult Read(log::Offset fetch_offset, size_t max_bytes,
+                  bool first_batch_may_exceed = true);
 
   // kEarliestTimestamp: log start; kLatestTimestamp: high watermark (both
   // with timestamp -1); else the first record with a timestamp >=

@@ -501,9 +501,9 @@ absl::Status PartitionLog::WaitWrittenLocked() {
   return future.get();
 }
 
-absl::StatusOr<PartitionLog::ReadResult> PartitionLog::Read(Offset offset,
-                                                            size_t max_bytes,
-                                                            Offset max_offset) {
+absl::StatusOr<PartitionLog::ReadResult> PartitionLog::Read(
+    Offset offset, size_t max_bytes, Offset max_offset,
+    bool at_least_one_batch) {
   std::shared_ptr<Segment> segment;
   FilePos end = 0;
   ReadResult result;
@@ -531,9 +531,11 @@ absl::StatusOr<PartitionLog::ReadResult> PartitionLog::Read(Offset offset,
   RUNNEL_ASSIGN_OR_RETURN(FilePos position, segment->FindBatch(offset, end));
   if (position >= end) return result;
   // One read of up to max_bytes, then keep the whole batches inside it; the
-  // first batch is returned whole even when it is larger (Kafka).
-  size_t want = static_cast<size_t>(
-      std::min<FilePos>(std::max(max_bytes, kBatchHeaderSize), end - position));
+  // first batch is returned whole even when it is larger (Kafka), if asked.
+  if (!at_least_one_batch && max_bytes < kBatchLogOverhead) return result;
+  size_t want = static_cast<size_t>(std::min<FilePos>(
+      at_least_one_batch ? std::max(max_bytes, kBatchHeaderSize) : max_bytes,
+      end - position));
   RUNNEL_ASSIGN_OR_RETURN(std::string data, segment->Read(position, want));
   size_t used = 0;
   Offset first = kNoOffset;
@@ -546,7 +548,7 @@ absl::StatusOr<PartitionLog::ReadResult> PartitionLog::Read(Offset offset,
         base + static_cast<int32_t>(LoadBe32(p + kLastOffsetDeltaPos));
     if (batch_last >= max_offset) break;
     if (used + size > data.size()) {
-      if (used == 0) {
+      if (used == 0 && at_least_one_batch) {
         RUNNEL_ASSIGN_OR_RETURN(data, segment->Read(position, size));
         if (data.size() < size) {
           return absl::DataLossError(absl::StrCat(
