@@ -232,7 +232,7 @@ grpc::ServerUnaryReactor* BrokerService::ListOffsets(
         ++errors;
       }
       out->set_offset(r.offset);
-      out->set_timestamp(-1);
+      out->set_timestamp(r.timestamp);
       out->set_leader_epoch(r.leader_epoch);
     }
   }

@@ -129,7 +129,8 @@ void Partition::Produce(std::string records, Acks acks,
       });
 }
 
-ReadResult Partition::Read(log::Offset fetch_offset, size_t max_bytes) {
+ReadResult Partition::Read(log::Offset fetch_offset, size_t max_bytes,
+                           bool first_batch_may_exceed) {
   absl::ReaderMutexLock lock(&ops_mu_);
   ReadResult result;
   if (result.status = CheckLive(); !result.status.ok()) return result;
@@ -151,8 +152,8 @@ ReadResult Partition::Read(log::Offset fetch_offset, size_t max_bytes) {
   // Appending a second read would copy the whole first one, and its first
   // batch would overshoot max_bytes.
   if (fetch_offset < result.high_watermark) {
-    absl::StatusOr<log::PartitionLog::ReadResult> read =
-        log_->Read(fetch_offset, max_bytes, result.high_watermark);
+    absl::StatusOr<log::PartitionLog::ReadResult> read = log_->Read(
+        fetch_offset, max_bytes, result.high_watermark, first_batch_may_exceed);
     if (!read.ok()) {
       result.status =
           ClassifyLogError(read.status(), ErrorKind::kOffsetOutOfRange);
@@ -164,21 +165,28 @@ ReadResult Partition::Read(log::Offset fetch_offset, size_t max_bytes) {
   return result;
 }
 
-absl::StatusOr<log::Offset> Partition::ListOffset(int64_t timestamp) {
+absl::StatusOr<log::RecordTimestamp> Partition::ListOffset(int64_t timestamp) {
   absl::ReaderMutexLock lock(&ops_mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
-  if (timestamp == kEarliestTimestamp) return log_->log_start_offset();
-  if (timestamp == kLatestTimestamp) return replica_->high_watermark();
+  if (timestamp == kEarliestTimestamp) {
+    return log::RecordTimestamp{log_->log_start_offset(), log::kNoTimestamp};
+  }
+  if (timestamp == kLatestTimestamp) {
+    return log::RecordTimestamp{replica_->high_watermark(), log::kNoTimestamp};
+  }
   if (timestamp < 0) {
     return MakeError(ErrorKind::kInvalidRequest,
                      absl::StrCat("bad ListOffsets timestamp ", timestamp));
   }
   const log::Offset hw = replica_->high_watermark();
-  absl::StatusOr<log::Offset> found = log_->OffsetForTimestamp(timestamp);
+  absl::StatusOr<log::RecordTimestamp> found =
+      log_->RecordForTimestamp(timestamp);
   if (!found.ok()) {
     return ClassifyLogError(found.status(), ErrorKind::kInvalidRequest);
   }
-  if (*found == log::kNoOffset || *found >= hw) return log::kNoOffset;
+  if (found->offset == log::kNoOffset || found->offset >= hw) {
+    return log::RecordTimestamp{};
+  }
   return *found;
 }
 

@@ -82,11 +82,17 @@ class Partition {
   // Whole batches from the one containing `fetch_offset`, below the high
   // watermark, up to about `max_bytes` (at least one batch when there is
   // one). OFFSET_OUT_OF_RANGE outside [log start, log end].
-  ReadResult Read(log::Offset fetch_offset, size_t max_bytes);
+  // `first_batch_may_exceed`: the first batch is returned whole even when it
+  // is larger than max_bytes (Kafka's rule for the first non-empty partition
+  // of a fetch); otherwise the result stays within max_bytes.
+  ReadResult Read(log::Offset fetch_offset, size_t max_bytes,
+                  bool first_batch_may_exceed = true);
 
-  // kEarliestTimestamp: log start; kLatestTimestamp: high watermark; else the
-  // first offset with a timestamp >= `timestamp`, or -1 if none (below HW).
-  absl::StatusOr<log::Offset> ListOffset(int64_t timestamp);
+  // kEarliestTimestamp: log start; kLatestTimestamp: high watermark (both
+  // with timestamp -1); else the first record with a timestamp >=
+  // `timestamp` below the HW: its offset and its timestamp, or -1 and -1 if
+  // there is none.
+  absl::StatusOr<log::RecordTimestamp> ListOffset(int64_t timestamp);
 
   PartitionState State() const;
   log::Offset high_watermark() const { return replica_->high_watermark(); }

@@ -157,21 +157,27 @@ class PartitionLog {
   };
   // Returns whole batches starting with the batch that contains `offset`
   // (its first offset may be below `offset`: Kafka semantics), up to
-  // `max_bytes` in total but always at least one whole batch if one exists
-  // below max_offset. Stops before a batch whose last offset >= max_offset
-  // (exclusive; pass the high watermark): batches are never split.
+  // `max_bytes` in total but, with `at_least_one_batch`, always at least one
+  // whole batch if one exists below max_offset (without it: nothing when
+  // the first batch is larger than max_bytes). Stops before a batch whose
+  // last offset >= max_offset (exclusive; pass the high watermark): batches
+  // are never split.
   // May stop at a segment boundary with fewer bytes (call again with
   // next_offset). kOutOfRange if offset < log_start_offset() or offset >
   // log_end_offset(). offset == log_end_offset(): OK with empty bytes.
   // Returns only completely written, appended batches.
   absl::StatusOr<ReadResult> Read(Offset offset, size_t max_bytes,
-                                  Offset max_offset = INT64_MAX);
+                                  Offset max_offset = INT64_MAX,
+                                  bool at_least_one_batch = true);
 
   // Kafka ListOffsets by timestamp: the first offset whose record timestamp
   // >= timestamp_ms (found by batch max timestamp via the time index, then
   // the records of that batch), at or after log_start_offset(); kNoOffset if
   // there is none.
   absl::StatusOr<Offset> OffsetForTimestamp(int64_t timestamp_ms);
+  // The same lookup, also giving the found record's timestamp (what Kafka's
+  // ListOffsets returns); {kNoOffset, kNoTimestamp} if there is none.
+  absl::StatusOr<RecordTimestamp> RecordForTimestamp(int64_t timestamp_ms);
 
   // Drops every offset >= `offset` (follower divergence). A batch that
   // contains `offset` but starts below it is dropped whole, so the new log
