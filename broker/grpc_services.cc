@@ -1,5 +1,6 @@
 #include "broker/grpc_services.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -116,6 +117,13 @@ class FetchStreamReactor final
       }
     }
     input_.partitions = std::move(keep);
+    // Rotate: only the first partition with data may return a batch larger
+    // than the limits, so each partition takes that place in turn (no
+    // partition with an oversized batch starves behind busy ones).
+    if (input_.partitions.size() > 1) {
+      std::rotate(input_.partitions.begin(), input_.partitions.begin() + 1,
+                  input_.partitions.end());
+    }
     core_->metrics().RecordPartitionErrors(
         Api::kFetchStream,
         FetchResponseToProto(sent, std::move(sent_results), &response));

@@ -186,6 +186,7 @@ class Consumer::Impl {
   std::deque<absl::Status> errors_ ABSL_GUARDED_BY(mu_);
   std::vector<grpc::ClientContext*> active_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  size_t rotation_ = 0;  // fetcher thread only
   std::thread fetcher_;
 };
 
@@ -493,6 +494,11 @@ void Consumer::Impl::RunFetcher() {
   while (true) {
     std::vector<Want> wants = WaitForWants();
     if (wants.empty()) return;  // closed
+    // Rotate the request order: the broker lets only the first partition
+    // with data exceed the byte limits (Kafka's rule), so each partition
+    // takes that place in turn.
+    std::rotate(wants.begin(), wants.begin() + (rotation_++ % wants.size()),
+                wants.end());
     std::vector<std::unique_ptr<LeaderFetch>> fetches;
     for (const Want& want : wants) {
       absl::StatusOr<std::string> leader = metadata_.LeaderAddress(want.tp);

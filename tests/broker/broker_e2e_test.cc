@@ -303,6 +303,53 @@ TEST_F(BrokerE2eTest, FetchStreamPushesNewBatches) {
   reader->Finish().IgnoreError();
 }
 
+TEST_F(BrokerE2eTest, FetchStreamRotatesSoAnOversizedBatchIsNotStarved) {
+  ASSERT_EQ(CreateTopic("rot", 2).error().code(), v1::NONE);
+  // Partition 0: many small batches, one per response at this limit.
+  // Partition 1: one batch larger than the limit, which only the first
+  // partition with data may return.
+  constexpr int kSmallBatches = 20;
+  for (int i = 0; i < kSmallBatches; ++i) {
+    ASSERT_EQ(Produce("rot", 0, MakeBatch(1, 1000, i, 100)).error().code(),
+              v1::NONE);
+  }
+  const std::string big = MakeBatch(4, 1000, 0, 2000);
+  ASSERT_EQ(Produce("rot", 1, big).error().code(), v1::NONE);
+  v1::FetchRequest req;
+  req.set_max_wait_ms(200);
+  auto* t = req.add_topics();
+  t->set_name("rot");
+  for (int partition : {0, 1}) {
+    auto* p = t->add_partitions();
+    p->set_partition(partition);
+    p->set_fetch_offset(0);
+    p->set_partition_max_bytes(300);  // one small batch; less than `big`
+  }
+  auto ctx = Context();
+  std::unique_ptr<grpc::ClientReader<v1::FetchResponse>> reader =
+      stub_->FetchStream(ctx.get(), req);
+  int responses = 0;
+  bool got_big = false;
+  v1::FetchResponse resp;
+  while (!got_big && responses < kSmallBatches && reader->Read(&resp)) {
+    ++responses;
+    for (const auto& topic : resp.topics()) {
+      for (const auto& part : topic.partitions()) {
+        if (part.partition() == 1 && !part.records().empty()) {
+          EXPECT_EQ(part.records(), big);
+          got_big = true;
+        }
+      }
+    }
+  }
+  // Without the rotation partition 1 would wait until partition 0 runs dry
+  // (kSmallBatches responses).
+  EXPECT_TRUE(got_big);
+  EXPECT_LE(responses, 2);
+  ctx->TryCancel();
+  reader->Finish().IgnoreError();
+}
+
 TEST_F(BrokerE2eTest, AcknowledgedRecordsSurviveSigkill) {
   ASSERT_EQ(CreateTopic("t").error().code(), v1::NONE);
   std::vector<std::string> acked;
