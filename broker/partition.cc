@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 #include "broker/errors.h"
 #include "common/check.h"
@@ -25,6 +26,10 @@ absl::Status ClassifyLogError(absl::Status status, ErrorKind invalid_kind) {
       return WithKind(std::move(status), ErrorKind::kStorageError);
   }
 }
+
+// How long an idempotent batch that arrived before its predecessor waits
+// for it (see AppendIdempotent).
+constexpr absl::Duration kReorderWait = absl::Milliseconds(50);
 
 // The header fields of one batch the producer state needs.
 struct BatchHeader {
@@ -179,6 +184,16 @@ absl::Status Partition::AppendIdempotent(std::string records,
   // racing must not both pass the check and both append.
   absl::MutexLock lock(&producer_mu_);
   absl::StatusOr<SequenceDecision> decision = producer_state_.Check(ids);
+  // gRPC may hand two requests of one producer that are in flight together
+  // to two threads in either order: a batch that arrives just before its
+  // predecessor waits for it a little instead of being refused (which would
+  // cost the producer a retry round trip). Bounded, so a predecessor that
+  // never comes only delays the OUT_OF_ORDER_SEQUENCE answer.
+  const absl::Time deadline = absl::Now() + kReorderWait;
+  while (!decision.ok() && producer_state_.AwaitsEarlierBatch(ids) &&
+         !producer_appended_.WaitWithDeadline(&producer_mu_, deadline)) {
+    decision = producer_state_.Check(ids);
+  }
   if (!decision.ok()) {
     return WithKind(absl::Status(decision.status().code(),
                                  absl::StrCat(id_.ToString(), ": ",
@@ -203,6 +218,7 @@ absl::Status Partition::AppendIdempotent(std::string records,
                                    : h.max_timestamp);
     first = last + 1;
   }
+  producer_appended_.SignalAll();
   return absl::OkStatus();
 }
 

@@ -149,6 +149,8 @@ class Partition {
   // Taken inside ops_mu_.
   absl::Mutex producer_mu_;
   ProducerStateManager producer_state_ ABSL_GUARDED_BY(producer_mu_);
+  // Signalled after every idempotent append (see AppendIdempotent).
+  absl::CondVar producer_appended_;
 
   std::atomic<int32_t> max_message_bytes_;
   std::atomic<uint64_t> bytes_in_{0};

@@ -136,6 +136,31 @@ absl::StatusOr<SequenceDecision> ProducerStateManager::Check(
   return decision;
 }
 
+bool ProducerStateManager::AwaitsEarlierBatch(
+    absl::Span<const ProducerBatchId> batches) const {
+  absl::flat_hash_map<int64_t, bool> seen;
+  for (const ProducerBatchId& batch : batches) {
+    if (!batch.idempotent() || !seen.emplace(batch.producer_id, true).second) {
+      continue;
+    }
+    auto it = producers_.find(batch.producer_id);
+    if (it == producers_.end()) {
+      if (batch.base_sequence > 0) return true;
+      continue;
+    }
+    const Entry& entry = it->second;
+    if (entry.epoch != batch.producer_epoch || entry.batches.empty()) continue;
+    const int64_t expected =
+        IncrementSequence(entry.batches.back().last_sequence, 1);
+    // Ahead by less than half the sequence space (wrapping).
+    const int64_t ahead = (static_cast<int64_t>(batch.base_sequence) -
+                           expected + (int64_t{1} << 31)) %
+                          (int64_t{1} << 31);
+    if (ahead > 0 && ahead < (int64_t{1} << 30)) return true;
+  }
+  return false;
+}
+
 void ProducerStateManager::OnAppended(const ProducerBatchId& batch,
                                       log::Offset first_offset,
                                       log::Offset last_offset,

@@ -82,6 +82,12 @@ class ProducerStateManager {
   absl::StatusOr<SequenceDecision> Check(
       absl::Span<const ProducerBatchId> batches) const;
 
+  // Whether the request's first batch of some producer is ahead of the
+  // sequence the state expects (a gap with the same epoch, or a first
+  // sequence != 0 of an unknown producer): the batch before it may be on
+  // its way in another request that the broker handles a moment later.
+  bool AwaitsEarlierBatch(absl::Span<const ProducerBatchId> batches) const;
+
   // Records an appended idempotent batch (after Check allowed it, or while
   // rebuilding from the log): a newer epoch replaces the producer's entry.
   void OnAppended(const ProducerBatchId& batch, log::Offset first_offset,

@@ -527,12 +527,12 @@ void Producer::Impl::HandleIdempotentError(
   const bool sequenced = !batches.empty() && batches.front()->has_sequence();
   switch (wire_error.code()) {
     case v1::OUT_OF_ORDER_SEQUENCE:
-      // Only fatal for the oldest unacknowledged batch: a later one was
-      // refused because an earlier one is being retried, or because the
-      // broker handled two requests in flight in the other order (gRPC may).
-      // Nothing was written; it goes again, without backoff, once the
-      // earlier requests answered.
-      if (sequenced && !accumulator_.IsNextToAck(*batches.front())) {
+      // Fatal only when every earlier batch was acknowledged before this
+      // one was sent: otherwise one was missing at the broker (being
+      // retried, or handled after this one: gRPC may reorder requests in
+      // flight). Nothing was written; it goes again, without backoff, once
+      // the earlier requests answered.
+      if (sequenced && !batches.front()->sent_as_oldest()) {
         return RetryOrFail(std::move(batches), error, /*backoff=*/false);
       }
       break;

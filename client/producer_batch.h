@@ -70,6 +70,12 @@ class ProducerBatch {
   // batches (0, 1, ...), set when it is first drained; -1 before.
   int64_t send_index() const { return send_index_; }
   void set_send_index(int64_t index) { send_index_ = index; }
+  // Idempotent producer: whether every earlier batch of the partition was
+  // acknowledged when this batch was last drained. Only then does an
+  // OUT_OF_ORDER_SEQUENCE answer mean that the broker lost track of the
+  // producer; otherwise an earlier batch was simply missing.
+  bool sent_as_oldest() const { return sent_as_oldest_; }
+  void set_sent_as_oldest(bool oldest) { sent_as_oldest_ = oldest; }
   void set_maybe_written() { maybe_written_ = true; }
 
   // Delivery bookkeeping for the sender.
@@ -107,6 +113,7 @@ class ProducerBatch {
   int64_t generation_ = -1;
   bool maybe_written_ = false;
   int64_t send_index_ = -1;
+  bool sent_as_oldest_ = false;
 };
 
 }  // namespace runnel::client

@@ -204,6 +204,9 @@ void RecordAccumulator::DrainPartitionLocked(PartitionQueue& q, int64_t now_ms,
       front.set_send_index(q.next_send_index++);
       q.unresolved.insert(front.send_index());
     }
+    if (options_.idempotent) {
+      front.set_sent_as_oldest(front.sequence() == q.acked_sequence);
+    }
     result.ready.push_back(std::move(q.batches.front()));
     q.batches.pop_front();
     if (retry_alone) break;
@@ -242,15 +245,6 @@ void RecordAccumulator::OnAcked(const ProducerBatch& batch) {
   if (batch.generation() != q.identity.generation) return;
   q.acked_sequence =
       std::max(q.acked_sequence, batch.sequence() + batch.record_count());
-}
-
-bool RecordAccumulator::IsNextToAck(const ProducerBatch& batch) const {
-  absl::MutexLock lock(&mu_);
-  auto it = queues_.find(batch.topic_partition());
-  if (it == queues_.end()) return false;
-  return batch.has_sequence() &&
-         batch.generation() == it->second.identity.generation &&
-         batch.sequence() == it->second.acked_sequence;
 }
 
 uint64_t RecordAccumulator::OldestIncomplete(const TopicPartition& tp) const {

@@ -130,13 +130,9 @@ class RecordAccumulator {
   void Reenqueue(std::vector<std::unique_ptr<ProducerBatch>> batches,
                  int64_t now_ms, bool backoff = true);
   // Idempotent mode: `batch` was acknowledged. Tracks the partition's
-  // acknowledged sequences for IsNextToAck.
+  // acknowledged sequences (see ProducerBatch::sent_as_oldest, set at
+  // drain).
   void OnAcked(const ProducerBatch& batch);
-  // Idempotent mode: whether `batch` is the partition's oldest
-  // unacknowledged batch under its current identity. An OUT_OF_ORDER_SEQUENCE
-  // answer for it is fatal; for a later one it only means that an earlier
-  // batch is being retried.
-  bool IsNextToAck(const ProducerBatch& batch) const;
   // Idempotent mode: the partition's sequence state is unusable (a batch with
   // a sequence failed or expired, or the broker forgot the producer). Once
   // nothing of it is in flight, its queued batches are stamped anew, from

@@ -220,6 +220,8 @@ TEST_F(RecordAccumulatorTest, MaybeWrittenRetryGoesAloneAfterEarlierRequests) {
   auto b = acc.Drain(clock_.NowMs(), &identity);
   ASSERT_EQ(a.ready.size(), 1u);
   ASSERT_EQ(b.ready.size(), 1u);
+  EXPECT_TRUE(a.ready[0]->sent_as_oldest());
+  EXPECT_FALSE(b.ready[0]->sent_as_oldest());
   const int64_t a_seq = a.ready[0]->sequence();
   // a's response was lost; b is still in flight: a waits for b.
   a.ready[0]->set_maybe_written();
@@ -238,7 +240,7 @@ TEST_F(RecordAccumulatorTest, MaybeWrittenRetryGoesAloneAfterEarlierRequests) {
   auto rest = acc.Drain(clock_.NowMs(), &identity);
   ASSERT_EQ(rest.ready.size(), 1u);
   EXPECT_GT(rest.ready[0]->sequence(), a_seq);
-  EXPECT_TRUE(acc.IsNextToAck(*rest.ready[0]));
+  EXPECT_TRUE(rest.ready[0]->sent_as_oldest());
 }
 
 TEST_F(RecordAccumulatorTest, ResetSequencesRestampsUnderANewIdentity) {
