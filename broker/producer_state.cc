@@ -17,6 +17,9 @@ namespace runnel::broker {
 namespace {
 
 constexpr size_t kRebuildReadBytes = size_t{4} << 20;
+// The runs of a producer cover at most this many records (a quarter of the
+// sequence space), so that a sequence's place among them is unambiguous.
+constexpr int64_t kMaxRunRecords = int64_t{1} << 30;
 
 // Kafka's inSequence: `next` directly follows `last`, wrapping at INT32_MAX.
 bool InSequence(int32_t last, int32_t next) {
@@ -43,16 +46,25 @@ ProducerBatchId ProducerBatchId::Of(const log::RecordBatchView& batch) {
                          batch.base_sequence(), batch.record_count()};
 }
 
-const ProducerBatchMetadata* ProducerStateManager::FindDuplicate(
+std::optional<ProducerBatchMetadata> ProducerStateManager::FindDuplicate(
     const Entry& entry, const ProducerBatchId& batch) {
-  if (entry.epoch != batch.producer_epoch) return nullptr;
-  for (const ProducerBatchMetadata& m : entry.batches) {
-    if (m.first_sequence == batch.base_sequence &&
-        m.last_sequence == batch.last_sequence()) {
-      return &m;
-    }
+  if (entry.epoch != batch.producer_epoch) return std::nullopt;
+  constexpr int64_t kSpace = int64_t{1} << 31;
+  const int64_t length = batch.record_count - 1;
+  for (const ProducerBatchMetadata& run : entry.batches) {
+    // Sequences and offsets advance together inside a run, one per record.
+    const int64_t into =
+        (batch.base_sequence - run.first_sequence + kSpace) % kSpace;
+    const int64_t run_length = run.last_offset - run.first_offset;
+    if (into + length > run_length) continue;
+    ProducerBatchMetadata dup = run;
+    dup.first_sequence = batch.base_sequence;
+    dup.last_sequence = batch.last_sequence();
+    dup.first_offset = run.first_offset + into;
+    dup.last_offset = dup.first_offset + length;
+    return dup;
   }
-  return nullptr;
+  return std::nullopt;
 }
 
 absl::Status ProducerStateManager::CheckNext(const ProducerBatchId& batch,
@@ -117,7 +129,14 @@ absl::StatusOr<SequenceDecision> ProducerStateManager::Check(
       }
     }
     if (t.entry != nullptr && !t.appended_in_request) {
-      if (const ProducerBatchMetadata* dup = FindDuplicate(*t.entry, batch)) {
+      if (std::optional<ProducerBatchMetadata> dup =
+              FindDuplicate(*t.entry, batch)) {
+        // The answer has one base offset: duplicates must be contiguous.
+        if (duplicates > 0 && dup->first_offset != decision.last_offset + 1) {
+          return MakeError(ErrorKind::kDuplicateSequence,
+                           "the request's duplicate batches are not "
+                           "contiguous in the log; retry them one by one");
+        }
         if (duplicates == 0) decision.first_offset = dup->first_offset;
         decision.last_offset = dup->last_offset;
         ++duplicates;
@@ -171,10 +190,31 @@ void ProducerStateManager::OnAppended(const ProducerBatchId& batch,
     entry.batches.clear();
     entry.epoch = batch.producer_epoch;
   }
-  entry.batches.push_back(
-      ProducerBatchMetadata{batch.base_sequence, batch.last_sequence(),
-                            first_offset, last_offset, timestamp_ms});
-  while (entry.batches.size() > kMaxBatchesPerProducer) {
+  ProducerBatchMetadata* last =
+      entry.batches.empty() ? nullptr : &entry.batches.back();
+  if (last != nullptr && InSequence(last->last_sequence, batch.base_sequence) &&
+      first_offset == last->last_offset + 1 &&
+      last_offset - last->first_offset < kMaxRunRecords) {
+    // Right after the previous batch in both sequence and offset: one run.
+    last->last_sequence = batch.last_sequence();
+    last->last_offset = last_offset;
+    last->timestamp_ms = std::max(last->timestamp_ms, timestamp_ms);
+  } else {
+    entry.batches.push_back(
+        ProducerBatchMetadata{batch.base_sequence, batch.last_sequence(),
+                              first_offset, last_offset, timestamp_ms});
+  }
+  // The remembered runs stay within the last 2^30 sequences of the
+  // producer, so that a sequence reused after the wrap is never mistaken
+  // for a remembered one.
+  int64_t records = 0;
+  for (const ProducerBatchMetadata& run : entry.batches) {
+    records += run.last_offset - run.first_offset + 1;
+  }
+  while (entry.batches.size() > kMaxBatchesPerProducer ||
+         (entry.batches.size() > 1 && records > kMaxRunRecords)) {
+    records -= entry.batches.front().last_offset -
+               entry.batches.front().first_offset + 1;
     entry.batches.pop_front();
   }
 }

@@ -39,7 +39,10 @@ struct ProducerBatchId {
   }
 };
 
-// One appended batch of a producer.
+// A run of appended batches of a producer: one batch, or several that follow
+// each other both in sequence and in offset (a producer's batches appended
+// by one request, or by consecutive requests with no other writer between
+// them). Inside a run sequence and offset advance together, one per record.
 struct ProducerBatchMetadata {
   int32_t first_sequence = 0;
   int32_t last_sequence = 0;
@@ -62,8 +65,11 @@ struct SequenceDecision {
 // OnAppended under one mutex, which makes the check and the append atomic.
 class ProducerStateManager {
  public:
-  // Batches remembered per producer for duplicate detection (Kafka: 5, the
-  // most requests an idempotent producer keeps in flight per partition).
+  // Runs remembered per producer for duplicate detection. Kafka remembers
+  // the last 5 batches (a producer keeps at most 5 requests in flight, one
+  // batch per partition each); Runnel's requests may carry several batches
+  // of a partition, so it remembers the last 5 runs, each at least a batch:
+  // every batch of the last 5 requests, and never fewer than 5 batches.
   static constexpr size_t kMaxBatchesPerProducer = 5;
 
   ProducerStateManager() = default;
@@ -76,9 +82,10 @@ class ProducerStateManager {
   // producer's; UNKNOWN_PRODUCER_ID for an unknown producer whose first
   // batch does not start at sequence 0; OUT_OF_ORDER_SEQUENCE for any other
   // sequence that is neither the next one (last + 1, wrapping) nor a
-  // duplicate of one of the last kMaxBatchesPerProducer batches, and for a
-  // new epoch not starting at 0; DUPLICATE_SEQUENCE for a request that mixes
-  // duplicates with new batches.
+  // duplicate (inside one of the last kMaxBatchesPerProducer runs), and for
+  // a new epoch not starting at 0; DUPLICATE_SEQUENCE for a request that
+  // mixes duplicates with new batches or whose duplicates are not
+  // contiguous in the log.
   absl::StatusOr<SequenceDecision> Check(
       absl::Span<const ProducerBatchId> batches) const;
 
@@ -89,7 +96,8 @@ class ProducerStateManager {
   bool AwaitsEarlierBatch(absl::Span<const ProducerBatchId> batches) const;
 
   // Records an appended idempotent batch (after Check allowed it, or while
-  // rebuilding from the log): a newer epoch replaces the producer's entry.
+  // rebuilding from the log): it extends the producer's last run when it
+  // follows it in sequence and offset; a newer epoch replaces the entry.
   void OnAppended(const ProducerBatchId& batch, log::Offset first_offset,
                   log::Offset last_offset, int64_t timestamp_ms);
 
@@ -101,7 +109,7 @@ class ProducerStateManager {
   // For tests and metrics.
   size_t producer_count() const { return producers_.size(); }
   std::optional<int16_t> epoch_of(int64_t producer_id) const;
-  // The producer's remembered batches, oldest first (empty if unknown).
+  // The producer's remembered runs, oldest first (empty if unknown).
   std::deque<ProducerBatchMetadata> batches_of(int64_t producer_id) const;
 
  private:
@@ -120,7 +128,8 @@ class ProducerStateManager {
 
   // Checks one new (not duplicate) batch against `t` and advances it.
   static absl::Status CheckNext(const ProducerBatchId& batch, Tentative& t);
-  static const ProducerBatchMetadata* FindDuplicate(
+  // The run that contains `batch`'s sequences, narrowed to the batch.
+  static std::optional<ProducerBatchMetadata> FindDuplicate(
       const Entry& entry, const ProducerBatchId& batch);
 
   absl::flat_hash_map<int64_t, Entry> producers_;

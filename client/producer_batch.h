@@ -66,8 +66,8 @@ class ProducerBatch {
   // (lost response, timeout). Sticky: an idempotent retry of such a batch
   // may be a duplicate, so it is sent alone.
   bool maybe_written() const { return maybe_written_; }
-  // Idempotent producer: the batch's position among its partition's sent
-  // batches (0, 1, ...), set when it is first drained; -1 before.
+  // Idempotent producer: the number of the drained request of its
+  // partition that first carried the batch (0, 1, ...); -1 before.
   int64_t send_index() const { return send_index_; }
   void set_send_index(int64_t index) { send_index_ = index; }
   // Idempotent producer: whether every earlier batch of the partition was

@@ -177,6 +177,7 @@ void RecordAccumulator::DrainPartitionLocked(PartitionQueue& q, int64_t now_ms,
                            q.batches.front()->maybe_written();
   size_t bytes = 0;
   int taken = 0;
+  bool new_request = false;
   while (!q.batches.empty()) {
     ProducerBatch& front = *q.batches.front();
     const bool is_last = q.batches.size() == 1;
@@ -185,11 +186,13 @@ void RecordAccumulator::DrainPartitionLocked(PartitionQueue& q, int64_t now_ms,
       break;
     }
     if (options_.idempotent) {
-      if (taken > 0) break;  // one batch per partition and request
+      if (taken > 0 && is_retry(front) && front.maybe_written()) {
+        break;  // it goes alone, later
+      }
       if (front.send_index() < 0 && !q.unresolved.empty() &&
           q.next_send_index - *q.unresolved.begin() >=
               options_.max_in_flight_per_partition) {
-        break;  // outside the window of the oldest unresolved batch
+        break;  // outside the window of the oldest unresolved request
       }
     }
     bytes += front.size_bytes();
@@ -201,8 +204,9 @@ void RecordAccumulator::DrainPartitionLocked(PartitionQueue& q, int64_t now_ms,
       q.next_sequence += front.record_count();
     }
     if (options_.idempotent && front.send_index() < 0) {
-      front.set_send_index(q.next_send_index++);
+      front.set_send_index(q.next_send_index);  // this drained request's
       q.unresolved.insert(front.send_index());
+      new_request = true;
     }
     if (options_.idempotent) {
       front.set_sent_as_oldest(front.sequence() == q.acked_sequence);
@@ -211,6 +215,7 @@ void RecordAccumulator::DrainPartitionLocked(PartitionQueue& q, int64_t now_ms,
     q.batches.pop_front();
     if (retry_alone) break;
   }
+  if (new_request) ++q.next_send_index;
   if (taken > 0) {
     ++q.in_flight;
     if (retry_alone) q.retry_in_flight = true;
@@ -298,7 +303,9 @@ void RecordAccumulator::Deallocate(std::unique_ptr<ProducerBatch> batch) {
   incomplete_.erase(batch->id());
   PartitionQueue& q = queues_[batch->topic_partition()];
   q.incomplete.erase(batch->id());
-  if (batch->send_index() >= 0) q.unresolved.erase(batch->send_index());
+  if (batch->send_index() >= 0) {
+    q.unresolved.erase(q.unresolved.find(batch->send_index()));
+  }
   memory_cv_.SignalAll();
   done_cv_.SignalAll();
 }

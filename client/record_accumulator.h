@@ -62,9 +62,9 @@ struct ProducerIdentity {
 // sender. Keeps order per partition: Drain hands out a partition's batches
 // only while fewer than max_in_flight_per_partition drained requests of it
 // are in flight (each Drain that takes batches of a partition counts one,
-// until the sender calls Unmute or Reenqueue for it). Idempotent mode takes
-// one batch per partition and request (as Kafka), sends a new batch only
-// within max_in_flight_per_partition batches of the oldest unresolved one,
+// until the sender calls Unmute or Reenqueue for it). Idempotent mode sends
+// new batches only within max_in_flight_per_partition requests of the
+// oldest unresolved one,
 // stamps each batch once with the partition's next sequence, keeps retried
 // batches in creation order at the front and sends them only when nothing
 // else of their partition is in flight; a retry that may already be in the
@@ -187,11 +187,12 @@ class RecordAccumulator {
     int64_t acked_sequence = 0;
     bool reset = false;
     bool retry_in_flight = false;  // a maybe-written retry, sent alone
-    // Send indexes of the batches sent and not yet deallocated, and the
-    // next one to give out: a new batch goes out only within
-    // max_in_flight_per_partition of the oldest unresolved one, so that
-    // a retry of it is still among the broker's last five batches.
-    std::set<int64_t> unresolved;
+    // Send indexes (one per drained request) of the batches sent and not
+    // yet deallocated, and the next one to give out: new batches go out
+    // only within max_in_flight_per_partition requests of the oldest
+    // unresolved one, so that a retry of it is still among the broker's
+    // last five runs.
+    std::multiset<int64_t> unresolved;
     int64_t next_send_index = 0;
   };
 

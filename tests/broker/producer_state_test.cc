@@ -56,15 +56,24 @@ TEST(ProducerStateManagerTest, NewProducerMustStartAtSequenceZero) {
             ErrorKind::kUnknownProducerId);
 }
 
-TEST(ProducerStateManagerTest, NextSequenceIsAppended) {
+TEST(ProducerStateManagerTest, NextSequenceIsAppendedAndExtendsTheRun) {
   ProducerStateManager state;
   Append(state, Id(7, 0, 0, 3), 0);
-  Append(state, Id(7, 0, 3, 2), 3);
-  ASSERT_EQ(state.batches_of(7).size(), 2u);
-  EXPECT_EQ(state.batches_of(7).back().first_sequence, 3);
+  Append(state, Id(7, 0, 3, 2), 3);  // right after it: one run
+  ASSERT_EQ(state.batches_of(7).size(), 1u);
+  EXPECT_EQ(state.batches_of(7).back().first_sequence, 0);
   EXPECT_EQ(state.batches_of(7).back().last_sequence, 4);
-  EXPECT_EQ(state.batches_of(7).back().first_offset, 3);
+  EXPECT_EQ(state.batches_of(7).back().first_offset, 0);
   EXPECT_EQ(state.batches_of(7).back().last_offset, 4);
+  Append(state, Id(7, 0, 5, 1), 9);  // another writer came between
+  ASSERT_EQ(state.batches_of(7).size(), 2u);
+  EXPECT_EQ(state.batches_of(7).back().first_offset, 9);
+  // A batch inside a run is a duplicate with its own offsets.
+  absl::StatusOr<SequenceDecision> d = state.Check({Id(7, 0, 3, 2)});
+  ASSERT_THAT(d, IsOk());
+  EXPECT_TRUE(d->duplicate);
+  EXPECT_EQ(d->first_offset, 3);
+  EXPECT_EQ(d->last_offset, 4);
 }
 
 TEST(ProducerStateManagerTest, DuplicateOfARecentBatchReturnsItsOffsets) {
@@ -79,16 +88,17 @@ TEST(ProducerStateManagerTest, DuplicateOfARecentBatchReturnsItsOffsets) {
   EXPECT_EQ(d->last_offset, 21);
 }
 
-TEST(ProducerStateManagerTest, OnlyTheLastFiveBatchesAreRemembered) {
+TEST(ProducerStateManagerTest, OnlyTheLastFiveRunsAreRemembered) {
   ProducerStateManager state;
-  for (int i = 0; i < 7; ++i) Append(state, Id(7, 0, i, 1), 100 + i);
+  // Other writers between the batches: seven runs of one batch each.
+  for (int i = 0; i < 7; ++i) Append(state, Id(7, 0, i, 1), 100 + 10 * i);
   EXPECT_EQ(state.batches_of(7).size(),
             ProducerStateManager::kMaxBatchesPerProducer);
   // Batch 2 is the oldest remembered; batches 0 and 1 are out of order now.
   absl::StatusOr<SequenceDecision> d = state.Check({Id(7, 0, 2, 1)});
   ASSERT_THAT(d, IsOk());
   EXPECT_TRUE(d->duplicate);
-  EXPECT_EQ(d->first_offset, 102);
+  EXPECT_EQ(d->first_offset, 120);
   EXPECT_EQ(KindOfCheck(state, {Id(7, 0, 1, 1)}),
             ErrorKind::kOutOfOrderSequence);
 }
@@ -98,8 +108,8 @@ TEST(ProducerStateManagerTest, GapIsOutOfOrder) {
   Append(state, Id(7, 0, 0, 3), 0);
   EXPECT_EQ(KindOfCheck(state, {Id(7, 0, 4, 1)}),
             ErrorKind::kOutOfOrderSequence);
-  // An overlapping range that is not a remembered batch.
-  EXPECT_EQ(KindOfCheck(state, {Id(7, 0, 1, 2)}),
+  // A range reaching past the remembered ones.
+  EXPECT_EQ(KindOfCheck(state, {Id(7, 0, 2, 2)}),
             ErrorKind::kOutOfOrderSequence);
 }
 
@@ -120,18 +130,23 @@ TEST(ProducerStateManagerTest, OlderEpochIsFencedAndNewerEpochRestartsAtZero) {
 
 TEST(ProducerStateManagerTest, SequenceWrapsAtInt32Max) {
   ProducerStateManager state;
-  ProducerBatchId first = Id(7, 0, 0, 1);
-  Append(state, first, 0);
-  // Pretend the producer got close to the end of the sequence space.
-  state.OnAppended(Id(7, 0, 1, kMaxSeq - 2), 1, kMaxSeq - 2, 1);
-  ASSERT_EQ(state.batches_of(7).back().last_sequence, kMaxSeq - 2);
-  // kMaxSeq - 1, kMaxSeq, 0, 1: one batch across the wrap.
-  Append(state, Id(7, 0, kMaxSeq - 1, 4), kMaxSeq - 1);
+  // A producer close to the end of the sequence space (as if rebuilt).
+  state.OnAppended(Id(7, 0, kMaxSeq - 4, 3), 0, 2, 1);
+  // kMaxSeq - 1, kMaxSeq, 0, 1: one batch across the wrap, offsets 3..6.
+  Append(state, Id(7, 0, kMaxSeq - 1, 4), 3);
   EXPECT_EQ(state.batches_of(7).back().last_sequence, 1);
-  Append(state, Id(7, 0, 2, 1), int64_t{kMaxSeq} + 3);
-  EXPECT_EQ(KindOfCheck(state, {Id(7, 0, 0, 2)}),
-            ErrorKind::kOutOfOrderSequence);
+  Append(state, Id(7, 0, 2, 1), 7);
+  absl::StatusOr<SequenceDecision> d = state.Check({Id(7, 0, 0, 2)});
+  ASSERT_THAT(d, IsOk());
+  EXPECT_TRUE(d->duplicate);
+  EXPECT_EQ(d->first_offset, 5);
+  d = state.Check({Id(7, 0, kMaxSeq - 3, 2)});
+  ASSERT_THAT(d, IsOk());
+  EXPECT_TRUE(d->duplicate);
+  EXPECT_EQ(d->first_offset, 1);
   EXPECT_EQ(KindOfCheck(state, {Id(7, 0, 3, 1)}), ErrorKind::kNone);
+  EXPECT_EQ(KindOfCheck(state, {Id(7, 0, 4, 1)}),
+            ErrorKind::kOutOfOrderSequence);
 }
 
 TEST(ProducerStateManagerTest, RequestBatchesAreCheckedInOrder) {
@@ -150,6 +165,10 @@ TEST(ProducerStateManagerTest, RequestBatchesAreCheckedInOrder) {
   EXPECT_EQ(d->first_offset, 0);
   EXPECT_EQ(d->last_offset, 3);
   EXPECT_EQ(KindOfCheck(state, {Id(7, 0, 2, 2), Id(7, 0, 4, 1)}),
+            ErrorKind::kDuplicateSequence);
+  // Duplicates that are not contiguous in the log cannot share one offset.
+  Append(state, Id(7, 0, 4, 2), 10);
+  EXPECT_EQ(KindOfCheck(state, {Id(7, 0, 2, 2), Id(7, 0, 4, 2)}),
             ErrorKind::kDuplicateSequence);
 }
 
@@ -233,7 +252,8 @@ TEST_F(ProducerStateRebuildTest, RebuildScansOnlyTheLastTwoSegments) {
   ProducerStateManager state;
   ASSERT_TRUE(state.RebuildFromLog(*log_).ok());
   EXPECT_EQ(state.epoch_of(5), std::nullopt);
-  ASSERT_EQ(state.batches_of(7).size(), 2u);
+  ASSERT_EQ(state.batches_of(7).size(), 1u);  // one run across segments
+  EXPECT_EQ(state.batches_of(7).back().first_offset, 1);
   EXPECT_EQ(state.batches_of(7).back().last_offset, 2);
 }
 

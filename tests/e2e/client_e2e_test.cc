@@ -706,6 +706,24 @@ TEST_F(ClientRestartTest, IdempotentProducerWritesOnceWhenResponsesAreLost) {
   ExpectEachRecordOnceInOrder(broker->address(), "lost-acks", kRecords);
 }
 
+TEST_F(ClientRestartTest, LostResponsesOfMultiBatchRequestsWriteOnce) {
+  auto broker = StartBroker(dir_.Sub("data"));
+  auto admin = Admin::Create({broker->address()}).value();
+  RUNNEL_ASSERT_OK(admin->CreateTopic({"multi", 1}));
+  ProducerOptions o = RetryingProducer(broker->address());
+  o.batch_size = 256;         // about 20 records per batch...
+  o.max_request_size = 4096;  // ...and about 15 batches per request
+  auto responses = std::make_shared<std::atomic<int>>(0);
+  o.testing_drop_response = [responses] { return ++*responses % 4 == 0; };
+  constexpr int kRecords = 3000;
+  {
+    auto producer = Producer::Create(o).value();
+    SendAndExpectConsecutiveOffsets(*producer, "multi", kRecords);
+  }
+  EXPECT_GT(responses->load(), 4);
+  ExpectEachRecordOnceInOrder(broker->address(), "multi", kRecords);
+}
+
 TEST_F(ClientRestartTest, WithoutIdempotenceLostResponsesDuplicateRecords) {
   auto broker = StartBroker(dir_.Sub("data"));
   auto admin = Admin::Create({broker->address()}).value();
