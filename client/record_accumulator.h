@@ -70,7 +70,7 @@ struct ProducerIdentity {
 // else of their partition is in flight; a retry that may already be in the
 // log (ProducerBatch::maybe_written) goes alone and nothing follows it until
 // it is answered, so for the broker it is a whole duplicate or a whole new
-// batch, and a duplicate is still among the broker's last five batches. Bounds
+// batch, and a duplicate is still among the broker's last five runs. Bounds
 // memory: Append blocks while the buffer is full, up to max_block_ms, then
 // fails with kResourceExhausted. Needs no network, so it is tested on its own.
 // Thread-safe.
