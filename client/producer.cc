@@ -269,7 +269,9 @@ void Producer::Impl::RunSender() {
       metadata_.Refresh({}).IgnoreError();
     }
     bool identity_ok = true;
-    if (options_.enable_idempotence && identity_.generation < 0) {
+    // Lazily: only once there is something to send.
+    if (options_.enable_idempotence && identity_.generation < 0 &&
+        accumulator_.incomplete_batches() > 0) {
       identity_ok = EnsureIdentity(false);
     }
     const int64_t now = clock_->NowMs();
