@@ -233,8 +233,12 @@ std::vector<ReadResult> BrokerCore::FetchOnce(const FetchInput& input,
     const size_t partition_max = p.max_bytes > 0
                                      ? static_cast<size_t>(p.max_bytes)
                                      : kDefaultPartitionMaxBytes;
-    ReadResult r =
-        (*partition)->Read(p.fetch_offset, std::min(partition_max, remaining));
+    const size_t limit = std::min(partition_max, remaining);
+    // Only the first batch of the first non-empty partition may exceed the
+    // limits (Kafka's max_bytes rule, so that a consumer always progresses).
+    ReadResult r = (*partition)
+                       ->Read(p.fetch_offset, limit,
+                              /*first_batch_may_exceed=*/*total_bytes == 0);
     if (!r.status.ok()) *any_error = true;
     remaining -= std::min(remaining, r.records.size());
     *total_bytes += r.records.size();
@@ -283,12 +287,14 @@ ListOffsetResult BrokerCore::ListOffset(const TopicPartition& tp,
     result.status = partition.status();
     return result;
   }
-  absl::StatusOr<log::Offset> offset = (*partition)->ListOffset(timestamp);
-  if (!offset.ok()) {
-    result.status = offset.status();
+  absl::StatusOr<log::RecordTimestamp> found =
+      (*partition)->ListOffset(timestamp);
+  if (!found.ok()) {
+    result.status = found.status();
     return result;
   }
-  result.offset = *offset;
+  result.offset = found->offset;
+  result.timestamp = found->timestamp;
   result.leader_epoch = (*partition)->State().leader_epoch;
   return result;
 }

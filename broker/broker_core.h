@@ -73,6 +73,9 @@ struct FetchInput {
 struct ListOffsetResult {
   absl::Status status;
   log::Offset offset = -1;
+  // The found record's timestamp for a timestamp lookup; -1 for earliest,
+  // latest and when nothing was found.
+  int64_t timestamp = -1;
   int32_t leader_epoch = -1;
 };
 

@@ -11,6 +11,9 @@ namespace runnel::broker {
 FetchPurgatory::FetchPurgatory(TimerQueue* timers) : timers_(timers) {}
 
 FetchPurgatory::~FetchPurgatory() {
+  // Waits for the timer thread: it may still be removing a fetch it has just
+  // answered (the answer can reach the owner before Evaluate returns).
+  Shutdown();
   absl::MutexLock lock(&mu_);
   RUNNEL_CHECK(waiters_.empty());
 }
@@ -83,10 +86,11 @@ void FetchPurgatory::Evaluate(uint64_t id, bool expired) {
 void FetchPurgatory::Shutdown() {
   {
     absl::MutexLock lock(&mu_);
-    if (shutdown_) return;
-    shutdown_ = true;
-    for (auto& [id, waiter] : waiters_) {
-      timers_->Post([this, id = id] { Evaluate(id, true); });
+    if (!shutdown_) {
+      shutdown_ = true;
+      for (auto& [id, waiter] : waiters_) {
+        timers_->Post([this, id = id] { Evaluate(id, true); });
+      }
     }
   }
   // The timer thread runs posts in order: once this one ran, every expiry

@@ -9,6 +9,7 @@
 
 #include "broker/conversions.h"
 #include "broker/errors.h"
+#include "broker/fetch_encoding.h"
 #include "log/record_batch.h"
 
 namespace runnel::broker {
@@ -28,6 +29,8 @@ void FinishUnary(BrokerCore* core, RequestGate* gate,
 
 const grpc::Status kShuttingDown(grpc::StatusCode::UNAVAILABLE,
                                  "broker shutting down");
+const grpc::Status kMalformedRequest(grpc::StatusCode::INVALID_ARGUMENT,
+                                     "the request is not a valid message");
 
 // Starts a unary call: returns its reactor, or finishes it UNAVAILABLE (and
 // returns it too, with *refused set) when the broker is shutting down.
@@ -62,7 +65,7 @@ log::Offset NextOffsetAfter(const std::string& records, log::Offset fallback) {
 // FetchStream: repeated long-poll fetches, each answer written to the
 // stream; positions advance past what was sent. Owns itself until OnDone.
 class FetchStreamReactor final
-    : public grpc::ServerWriteReactor<v1::FetchResponse> {
+    : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   // The caller entered `gate` for this stream; Done() exits it.
   FetchStreamReactor(BrokerCore* core, RequestGate* gate,
@@ -96,7 +99,7 @@ class FetchStreamReactor final
   }
 
   void OnFetched(std::vector<ReadResult> results) {
-    response_.Clear();
+    v1::FetchResponse response;
     FetchInput sent;
     std::vector<ReadResult> sent_results;
     std::vector<FetchPartitionInput> keep;
@@ -115,8 +118,9 @@ class FetchStreamReactor final
     input_.partitions = std::move(keep);
     core_->metrics().RecordPartitionErrors(
         Api::kFetchStream,
-        FetchResponseToProto(sent, std::move(sent_results), &response_));
+        FetchResponseToProto(sent, std::move(sent_results), &response));
     if (cancelled_.load()) return Done(grpc::Status::CANCELLED);
+    response_ = SerializeFetchResponse(&response);
     StartWrite(&response_);
   }
 
@@ -133,7 +137,7 @@ class FetchStreamReactor final
   RequestGate* const gate_;
   const absl::Time start_ = absl::Now();
   FetchInput input_;
-  v1::FetchResponse response_;
+  grpc::ByteBuffer response_;  // in flight until OnWriteDone
   std::atomic<bool> cancelled_{false};
 };
 
@@ -166,17 +170,24 @@ grpc::ServerUnaryReactor* BrokerService::Produce(
 }
 
 grpc::ServerUnaryReactor* BrokerService::Fetch(
-    grpc::CallbackServerContext* context, const v1::FetchRequest* request,
-    v1::FetchResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
   const absl::Time start = absl::Now();
   bool refused = false;
   grpc::ServerUnaryReactor* reactor = Begin(context, gate_, &refused);
   if (refused) return reactor;
-  auto input = std::make_shared<FetchInput>(FetchInputFromProto(*request));
+  v1::FetchRequest parsed;
+  if (!ParseFetchRequest(*request, &parsed)) {
+    FinishUnary(core_, gate_, reactor, Api::kFetch, start, kMalformedRequest);
+    return reactor;
+  }
+  auto input = std::make_shared<FetchInput>(FetchInputFromProto(parsed));
   BrokerCore* core = core_;
   RequestGate* gate = gate_;
   core_->Fetch(*input, [=](std::vector<ReadResult> results) {
-    int errors = FetchResponseToProto(*input, std::move(results), response);
+    v1::FetchResponse message;
+    int errors = FetchResponseToProto(*input, std::move(results), &message);
+    *response = SerializeFetchResponse(&message);
     FinishUnary(core, gate, reactor, Api::kFetch, start, grpc::Status::OK,
                 errors,
                 !input->partitions.empty() &&
@@ -185,17 +196,19 @@ grpc::ServerUnaryReactor* BrokerService::Fetch(
   return reactor;
 }
 
-grpc::ServerWriteReactor<v1::FetchResponse>* BrokerService::FetchStream(
-    grpc::CallbackServerContext* context, const v1::FetchRequest* request) {
-  if (!gate_->Enter()) {
-    class Refused final : public grpc::ServerWriteReactor<v1::FetchResponse> {
-     public:
-      Refused() { Finish(kShuttingDown); }
-      void OnDone() override { delete this; }
-    };
-    return new Refused();
+grpc::ServerWriteReactor<grpc::ByteBuffer>* BrokerService::FetchStream(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
+  class Refused final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+   public:
+    explicit Refused(const grpc::Status& status) { Finish(status); }
+    void OnDone() override { delete this; }
+  };
+  v1::FetchRequest parsed;
+  if (!ParseFetchRequest(*request, &parsed)) {
+    return new Refused(kMalformedRequest);
   }
-  return new FetchStreamReactor(core_, gate_, *request);
+  if (!gate_->Enter()) return new Refused(kShuttingDown);
+  return new FetchStreamReactor(core_, gate_, parsed);
 }
 
 grpc::ServerUnaryReactor* BrokerService::ListOffsets(
@@ -219,7 +232,7 @@ grpc::ServerUnaryReactor* BrokerService::ListOffsets(
         ++errors;
       }
       out->set_offset(r.offset);
-      out->set_timestamp(-1);
+      out->set_timestamp(r.timestamp);
       out->set_leader_epoch(r.leader_epoch);
     }
   }

@@ -40,9 +40,20 @@ class RequestGate {
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// The callback service, except that Fetch and FetchStream are raw
+// (grpc::ByteBuffer): their responses are serialized without copying the
+// records (fetch_encoding.h).
+using BrokerServiceBase = v1::Broker::WithCallbackMethod_Produce<
+    v1::Broker::WithRawCallbackMethod_Fetch<
+        v1::Broker::WithRawCallbackMethod_FetchStream<
+            v1::Broker::WithCallbackMethod_ListOffsets<
+                v1::Broker::WithCallbackMethod_Metadata<
+                    v1::Broker::WithCallbackMethod_InitProducerId<
+                        v1::Broker::Service>>>>>>;
+
 // Thread-safe (gRPC calls the handlers on its threads). `core` must outlive
 // the services and the server they are registered with.
-class BrokerService final : public v1::Broker::CallbackService {
+class BrokerService final : public BrokerServiceBase {
  public:
   // `gate` must outlive the service.
   BrokerService(BrokerCore* core, RequestGate* gate)
@@ -51,12 +62,13 @@ class BrokerService final : public v1::Broker::CallbackService {
   grpc::ServerUnaryReactor* Produce(grpc::CallbackServerContext* context,
                                     const v1::ProduceRequest* request,
                                     v1::ProduceResponse* response) override;
+  // Requests are v1::FetchRequest, responses v1::FetchResponse, as bytes.
   grpc::ServerUnaryReactor* Fetch(grpc::CallbackServerContext* context,
-                                  const v1::FetchRequest* request,
-                                  v1::FetchResponse* response) override;
-  grpc::ServerWriteReactor<v1::FetchResponse>* FetchStream(
+                                  const grpc::ByteBuffer* request,
+                                  grpc::ByteBuffer* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* FetchStream(
       grpc::CallbackServerContext* context,
-      const v1::FetchRequest* request) override;
+      const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* ListOffsets(
       grpc::CallbackServerContext* context,
       const v1::ListOffsetsRequest* request,

@@ -1,6 +1,7 @@
 #include "broker/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <utility>
 
@@ -38,6 +39,14 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
       "/metrics", [core](const httplib::Request&, httplib::Response& res) {
         res.set_content(core->RenderMetrics(), "text/plain; version=0.0.4");
       });
+  // httplib's default options add SO_REUSEPORT: a second broker on the same
+  // port would then bind "successfully" and share the connections. Only
+  // SO_REUSEADDR (a restart may rebind while old connections are in
+  // TIME_WAIT).
+  server.set_socket_options([](socket_t sock) {
+    const int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   if (port == 0) {
     http->port_ = server.bind_to_any_port(host);
   } else {

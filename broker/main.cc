@@ -1,16 +1,21 @@
 // runnel-broker: one Runnel broker process. Flags and the config file are
 // described in docs/broker.md.
 
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -21,6 +26,8 @@
 #include "broker/grpc_services.h"
 #include "broker/http_server.h"
 #include "broker/topic_config.h"
+#include "common/process_tuning.h"
+#include "common/unique_fd.h"
 #include "log/log_config.h"
 
 namespace runnel::broker {
@@ -124,6 +131,63 @@ std::string HostOf(const std::string& address) {
   return colon == std::string::npos ? address : address.substr(0, colon);
 }
 
+// Fails (kUnavailable) when `address` (HOST:PORT of `flag`) cannot be bound
+// right now, e.g. because another process listens there. Port 0 always
+// binds; an address that does not resolve is left for the server to report.
+// A probe, not a reservation: the servers bind for real later.
+absl::Status CheckCanListen(const std::string& flag,
+                            const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return absl::OkStatus();
+  std::string host = address.substr(0, colon);
+  const std::string port = address.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  int port_number = 0;
+  if (!absl::SimpleAtoi(port, &port_number) || port_number == 0) {
+    return absl::OkStatus();
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints,
+                    &found) != 0) {
+    return absl::OkStatus();
+  }
+  absl::Status status;
+  for (const addrinfo* ai = found; ai != nullptr && status.ok();
+       ai = ai->ai_next) {
+    UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                         ai->ai_protocol));
+    if (!fd.valid()) continue;
+    // As the servers do: TIME_WAIT connections of an earlier broker do not
+    // count as in use, a listening socket does.
+    const int yes = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
+      status = absl::UnavailableError(
+          absl::StrCat("cannot listen on ", address, " (", flag,
+                       "): ", std::strerror(errno)));
+    }
+  }
+  ::freeaddrinfo(found);
+  return status;
+}
+
+// Both listen addresses must be free before the data directory is opened:
+// a broker that cannot serve must not recover, lock or mark the directory.
+absl::Status CheckListenAddresses(const Flags& f) {
+  if (f.listen == f.http_listen && !absl::EndsWith(f.listen, ":0")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen and --http-listen are both ", f.listen));
+  }
+  if (absl::Status s = CheckCanListen("--listen", f.listen); !s.ok()) return s;
+  return CheckCanListen("--http-listen", f.http_listen);
+}
+
 int Run(const Flags& f) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("runnel-broker"));
   spdlog::set_level(spdlog::level::from_str(f.log_level));
@@ -141,6 +205,10 @@ int Run(const Flags& f) {
   if (!defaults.ok()) {
     std::cerr << "runnel-broker: " << defaults.status() << "\n";
     return 2;
+  }
+  if (absl::Status s = CheckListenAddresses(f); !s.ok()) {
+    std::cerr << "runnel-broker: " << s.message() << "\n";
+    return 1;
   }
   BrokerCoreOptions options;
   options.data_dir = f.data_dir;
@@ -219,6 +287,7 @@ int Run(const Flags& f) {
 }  // namespace runnel::broker
 
 int main(int argc, char** argv) {
+  runnel::TuneProcessForThroughput();
   CLI::App app{
       "runnel-broker: one Runnel event-log broker (gRPC + HTTP admin)"};
   runnel::broker::Flags flags;

@@ -38,14 +38,14 @@ struct BatchHeader {
   int64_t max_timestamp = -1;
 };
 
-// Whether any batch of `records` (prechecked: whole, framed batches) comes
+// Whether any batch of `records` (validated: whole, framed batches) comes
 // from an idempotent producer. Header reads only, no CRC.
 bool AnyIdempotent(absl::string_view records) {
   size_t pos = 0;
   while (pos < records.size()) {
     absl::StatusOr<log::RecordBatchView> view = log::RecordBatchView::Parse(
         std::string_view(records.data() + pos, records.size() - pos));
-    if (!view.ok()) return false;  // PrecheckBatches framed them all
+    if (!view.ok()) return false;  // ValidateBatches framed them all
     if (view->producer_id() >= 0) return true;
     pos += view->size_bytes();
   }
@@ -58,7 +58,7 @@ std::vector<BatchHeader> BatchHeaders(absl::string_view records) {
   while (pos < records.size()) {
     absl::StatusOr<log::RecordBatchView> view = log::RecordBatchView::Parse(
         std::string_view(records.data() + pos, records.size() - pos));
-    RUNNEL_CHECK(view.ok());  // PrecheckBatches framed them all
+    RUNNEL_CHECK(view.ok());  // ValidateBatches framed them all
     headers.push_back(BatchHeader{ProducerBatchId::Of(*view),
                                   view->last_offset_delta(),
                                   view->max_timestamp()});
@@ -89,7 +89,7 @@ absl::Status Partition::CheckLive() const {
   return absl::OkStatus();
 }
 
-absl::Status Partition::PrecheckBatches(absl::string_view records,
+absl::Status Partition::ValidateBatches(absl::string_view records,
                                         int* batch_count) const {
   if (records.empty()) {
     return MakeError(ErrorKind::kInvalidRequest,
@@ -120,6 +120,15 @@ absl::Status Partition::PrecheckBatches(absl::string_view records,
                        absl::StrCat(id_.ToString(), ": batch at byte ", pos,
                                     ": crc mismatch"));
     }
+    // The rest of ValidateBatch (records, codec, counts, timestamps) here
+    // too, so the log is told not to check the batches again.
+    const log::ValidateOptions validate{.max_batch_bytes = max_bytes,
+                                        .check_crc = false};
+    if (absl::Status s = log::ValidateBatch(view->bytes(), validate); !s.ok()) {
+      return MakeError(ErrorKind::kInvalidRecord,
+                       absl::StrCat(id_.ToString(), ": batch at byte ", pos,
+                                    ": ", s.message()));
+    }
     pos += view->size_bytes();
     ++*batch_count;
   }
@@ -132,7 +141,7 @@ void Partition::Produce(std::string records, Acks acks,
   ProduceResult result;
   int batches = 0;
   if (result.status = CheckLive(); !result.status.ok()) return done(result);
-  if (result.status = PrecheckBatches(records, &batches); !result.status.ok()) {
+  if (result.status = ValidateBatches(records, &batches); !result.status.ok()) {
     return done(result);
   }
   const size_t size = records.size();
@@ -163,7 +172,8 @@ void Partition::Produce(std::string records, Acks acks,
 absl::Status Partition::AppendToLog(std::string records,
                                     ProduceResult& result) {
   absl::StatusOr<log::PartitionLog::AppendResult> appended =
-      log_->Append(std::move(records), replica_->leader_epoch());
+      log_->Append(std::move(records), replica_->leader_epoch(),
+                   log::BatchValidation::kCallerValidated);
   if (!appended.ok()) {
     return ClassifyLogError(appended.status(), ErrorKind::kInvalidRecord);
   }
@@ -228,7 +238,8 @@ absl::Status Partition::RebuildProducerState() {
   return producer_state_.RebuildFromLog(*log_);
 }
 
-ReadResult Partition::Read(log::Offset fetch_offset, size_t max_bytes) {
+ReadResult Partition::Read(log::Offset fetch_offset, size_t max_bytes,
+                           bool first_batch_may_exceed) {
   absl::ReaderMutexLock lock(&ops_mu_);
   ReadResult result;
   if (result.status = CheckLive(); !result.status.ok()) return result;
@@ -245,45 +256,46 @@ ReadResult Partition::Read(log::Offset fetch_offset, size_t max_bytes) {
                                result.log_end_offset, "]"));
     return result;
   }
-  log::Offset offset = fetch_offset;
-  // The log may stop at a segment boundary; continue while there is room.
-  while (offset < result.high_watermark && result.records.size() < max_bytes) {
+  // One read, from one segment (like Kafka's LogSegment.read): a fetch
+  // that reaches the end of a segment gets the next one on the next fetch.
+  // Appending a second read would copy the whole first one, and its first
+  // batch would overshoot max_bytes.
+  if (fetch_offset < result.high_watermark) {
     absl::StatusOr<log::PartitionLog::ReadResult> read = log_->Read(
-        offset, max_bytes - result.records.size(), result.high_watermark);
+        fetch_offset, max_bytes, result.high_watermark, first_batch_may_exceed);
     if (!read.ok()) {
-      if (result.records.empty()) {
-        result.status =
-            ClassifyLogError(read.status(), ErrorKind::kOffsetOutOfRange);
-      }
-      break;  // keep what was read; the next fetch reports the problem
+      result.status =
+          ClassifyLogError(read.status(), ErrorKind::kOffsetOutOfRange);
+      return result;
     }
-    if (read->bytes.empty()) break;
-    offset = read->next_offset;
-    if (result.records.empty()) {
-      result.records = std::move(read->bytes);
-    } else {
-      result.records.append(read->bytes);
-    }
+    result.records = std::move(read->bytes);
   }
   bytes_out_.fetch_add(result.records.size(), std::memory_order_relaxed);
   return result;
 }
 
-absl::StatusOr<log::Offset> Partition::ListOffset(int64_t timestamp) {
+absl::StatusOr<log::RecordTimestamp> Partition::ListOffset(int64_t timestamp) {
   absl::ReaderMutexLock lock(&ops_mu_);
   if (absl::Status s = CheckLive(); !s.ok()) return s;
-  if (timestamp == kEarliestTimestamp) return log_->log_start_offset();
-  if (timestamp == kLatestTimestamp) return replica_->high_watermark();
+  if (timestamp == kEarliestTimestamp) {
+    return log::RecordTimestamp{log_->log_start_offset(), log::kNoTimestamp};
+  }
+  if (timestamp == kLatestTimestamp) {
+    return log::RecordTimestamp{replica_->high_watermark(), log::kNoTimestamp};
+  }
   if (timestamp < 0) {
     return MakeError(ErrorKind::kInvalidRequest,
                      absl::StrCat("bad ListOffsets timestamp ", timestamp));
   }
   const log::Offset hw = replica_->high_watermark();
-  absl::StatusOr<log::Offset> found = log_->OffsetForTimestamp(timestamp);
+  absl::StatusOr<log::RecordTimestamp> found =
+      log_->RecordForTimestamp(timestamp);
   if (!found.ok()) {
     return ClassifyLogError(found.status(), ErrorKind::kInvalidRequest);
   }
-  if (*found == log::kNoOffset || *found >= hw) return log::kNoOffset;
+  if (found->offset == log::kNoOffset || found->offset >= hw) {
+    return log::RecordTimestamp{};
+  }
   return *found;
 }
 

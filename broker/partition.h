@@ -95,11 +95,17 @@ class Partition {
   // Whole batches from the one containing `fetch_offset`, below the high
   // watermark, up to about `max_bytes` (at least one batch when there is
   // one). OFFSET_OUT_OF_RANGE outside [log start, log end].
-  ReadResult Read(log::Offset fetch_offset, size_t max_bytes);
+  // `first_batch_may_exceed`: the first batch is returned whole even when it
+  // is larger than max_bytes (Kafka's rule for the first non-empty partition
+  // of a fetch); otherwise the result stays within max_bytes.
+  ReadResult Read(log::Offset fetch_offset, size_t max_bytes,
+                  bool first_batch_may_exceed = true);
 
-  // kEarliestTimestamp: log start; kLatestTimestamp: high watermark; else the
-  // first offset with a timestamp >= `timestamp`, or -1 if none (below HW).
-  absl::StatusOr<log::Offset> ListOffset(int64_t timestamp);
+  // kEarliestTimestamp: log start; kLatestTimestamp: high watermark (both
+  // with timestamp -1); else the first record with a timestamp >=
+  // `timestamp` below the HW: its offset and its timestamp, or -1 and -1 if
+  // there is none.
+  absl::StatusOr<log::RecordTimestamp> ListOffset(int64_t timestamp);
 
   PartitionState State() const;
   log::Offset high_watermark() const { return replica_->high_watermark(); }
@@ -121,12 +127,13 @@ class Partition {
   }
 
  private:
-  // Framing, CRC and size checks that decide the error kind; the log's own
-  // validation then covers the records (INVALID_RECORD).
-  absl::Status PrecheckBatches(absl::string_view records,
+  // Every check of log::ValidateBatch, once (the log does not repeat them),
+  // typed: framing, magic, truncation and CRC -> CORRUPT_MESSAGE, size ->
+  // RECORD_TOO_LARGE, the rest (records, codec, counts) -> INVALID_RECORD.
+  absl::Status ValidateBatches(absl::string_view records,
                                int* batch_count) const;
   absl::Status CheckLive() const ABSL_SHARED_LOCKS_REQUIRED(ops_mu_);
-  // Appends `records` (already prechecked) and fills `result`'s offsets.
+  // Appends `records` (already validated) and fills `result`'s offsets.
   absl::Status AppendToLog(std::string records, ProduceResult& result)
       ABSL_SHARED_LOCKS_REQUIRED(ops_mu_);
   // The same for a request with at least one idempotent batch: sequence

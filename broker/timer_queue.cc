@@ -42,10 +42,19 @@ void TimerQueue::Loop() {
              (!queue_.empty() && queue_.begin()->first.first <= absl::Now());
     };
     while (!ready()) {
-      absl::Time deadline =
+      const absl::Time deadline =
           queue_.empty() ? absl::InfiniteFuture() : queue_.begin()->first.first;
-      absl::Condition cond(&ready);
-      mu_.AwaitWithDeadline(cond, deadline);
+      // The Mutex re-evaluates a condition only when someone releases mu_,
+      // not as time passes: wake up on an entry earlier than the deadline
+      // slept for (then sleep again until its deadline), else a RunAt made
+      // while sleeping would wait for the old deadline or for unrelated
+      // traffic on the queue.
+      auto woken = [this, &ready,
+                    deadline]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return ready() ||
+               (!queue_.empty() && queue_.begin()->first.first < deadline);
+      };
+      mu_.AwaitWithDeadline(absl::Condition(&woken), deadline);
     }
     if (stopping_) return;
     auto it = queue_.begin();

@@ -26,15 +26,41 @@ std::string PartitionName(const TopicPartition& tp) {
   return absl::StrCat(tp.topic, "-", tp.partition);
 }
 
-// Decodes a fetched partition's batches into records at or after `from`.
-// Returns the offset after the last batch (or `from` when there is none).
-absl::StatusOr<int64_t> DecodeRecords(const TopicPartition& tp,
-                                      const std::string& bytes, int64_t from,
-                                      std::vector<ConsumerRecord>& out,
-                                      size_t& out_bytes) {
+// The offset after the last of a fetched partition's batches (`from` when
+// there is none); checks the batch frames.
+absl::StatusOr<int64_t> NextOffsetAfter(const TopicPartition& tp,
+                                        const std::string& bytes,
+                                        int64_t from) {
+  absl::StatusOr<std::vector<log::RecordBatchView>> batches =
+      log::SplitBatches(bytes);
+  if (!batches.ok()) {
+    return absl::Status(
+        batches.status().code(),
+        absl::StrCat(PartitionName(tp), ": ", batches.status().message()));
+  }
   int64_t next = from;
+  for (const log::RecordBatchView& batch : *batches) {
+    next = std::max(next, batch.next_offset());
+  }
+  return next;
+}
+
+// Decodes a fetched partition's batches into records at or after `from`.
+absl::Status DecodeRecords(const TopicPartition& tp, const std::string& bytes,
+                           int64_t from, bool check_crcs,
+                           std::vector<ConsumerRecord>& out) {
   RUNNEL_ASSIGN_OR_RETURN(std::vector<log::RecordBatchView> batches,
                           log::SplitBatches(bytes));
+  if (check_crcs) {
+    for (const log::RecordBatchView& batch : batches) {
+      if (!batch.CrcMatches()) {
+        return absl::DataLossError(absl::StrCat(
+            PartitionName(tp), ": the batch at offset ", batch.base_offset(),
+            " fails its CRC32C check (stored ", batch.crc(), ", computed ",
+            batch.ComputeCrc(), ")"));
+      }
+    }
+  }
   // One allocation for the chunk instead of the vector's regrowth moves.
   size_t count = 0;
   for (const log::RecordBatchView& batch : batches) {
@@ -42,7 +68,6 @@ absl::StatusOr<int64_t> DecodeRecords(const TopicPartition& tp,
   }
   out.reserve(out.size() + count);
   for (const log::RecordBatchView& batch : batches) {
-    next = std::max(next, batch.next_offset());
     if (batch.is_control() || batch.last_offset() < from) continue;
     const bool log_append =
         batch.timestamp_type() == log::TimestampType::kLogAppendTime;
@@ -69,8 +94,7 @@ absl::StatusOr<int64_t> DecodeRecords(const TopicPartition& tp,
                                        batch.base_offset(), ": ", s.message()));
     }
   }
-  out_bytes += bytes.size();
-  return next;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -105,13 +129,19 @@ class Consumer::Impl {
     absl::Time retry_after = absl::InfinitePast();
     bool stopped = false;  // a non-retriable error; until the next Seek
   };
+  // One partition's fetched batches. The fetcher thread only checks their
+  // frames; Poll decodes them (on the application's thread, while the
+  // fetcher receives the next ones).
   struct Chunk {
     TopicPartition tp;
-    uint64_t epoch;
+    uint64_t epoch = 0;
+    int64_t from = 0;         // the fetch offset: records below it are skipped
+    int64_t next_offset = 0;  // position after the chunk
+    std::string bytes;        // the batches; empty once decoded
+    size_t size = 0;          // bytes.size() as counted in buffered_bytes_
+    bool decoded = false;
     std::vector<ConsumerRecord> records;
-    size_t next = 0;      // first record not yet returned
-    int64_t next_offset;  // position after the chunk
-    size_t bytes;
+    size_t next = 0;  // first record not yet returned
   };
   struct Want {
     TopicPartition tp;
@@ -136,7 +166,7 @@ class Consumer::Impl {
   void BuildRequest(LeaderFetch& fetch) const;
   // Marks the wanted partitions for a retry after the backoff.
   void BackOff(const std::vector<Want>& wants);
-  void HandlePartition(const Want& want, const v1::PartitionFetchResponse& r);
+  void HandlePartition(const Want& want, v1::PartitionFetchResponse& r);
   void SetPositionLocked(const TopicPartition& tp, int64_t offset)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CancelFetchesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -184,7 +214,7 @@ void Consumer::Impl::CancelFetchesLocked() {
 void Consumer::Impl::DropChunksLocked(const TopicPartition& tp) {
   for (auto it = chunks_.begin(); it != chunks_.end();) {
     if (it->tp == tp) {
-      buffered_bytes_ -= it->bytes;
+      buffered_bytes_ -= it->size;
       it = chunks_.erase(it);
     } else {
       ++it;
@@ -376,6 +406,27 @@ absl::StatusOr<std::vector<ConsumerRecord>> Consumer::Impl::Poll(
     auto it = parts_.find(chunk.tp);
     if (it != parts_.end() && it->second.epoch == chunk.epoch) {
       PartitionState& s = it->second;
+      if (!chunk.decoded) {
+        // Under mu_: the fetcher needs it only to hand over its next chunk.
+        absl::Status decoded =
+            DecodeRecords(chunk.tp, chunk.bytes, chunk.from,
+                          options_.check_crcs, chunk.records);
+        chunk.decoded = true;
+        std::string().swap(chunk.bytes);
+        if (!decoded.ok()) {
+          // Records before the bad batch are dropped with it; the partition
+          // stops until the next Seek.
+          s.stopped = true;
+          buffered_bytes_ -= chunk.size;
+          chunks_.pop_front();
+          fetch_cv_.SignalAll();
+          if (!out.empty()) {
+            errors_.push_back(std::move(decoded));
+            return out;
+          }
+          return decoded;
+        }
+      }
       while (chunk.next < chunk.records.size() &&
              out.size() < options_.max_poll_records) {
         ConsumerRecord& r = chunk.records[chunk.next++];
@@ -386,7 +437,7 @@ absl::StatusOr<std::vector<ConsumerRecord>> Consumer::Impl::Poll(
       if (chunk.next < chunk.records.size()) break;
       s.position = std::max(s.position, chunk.next_offset);
     }
-    buffered_bytes_ -= chunk.bytes;
+    buffered_bytes_ -= chunk.size;
     chunks_.pop_front();
     fetch_cv_.SignalAll();
   }
@@ -617,7 +668,7 @@ void Consumer::Impl::FetchFrom(
 }
 
 void Consumer::Impl::HandlePartition(const Want& want,
-                                     const v1::PartitionFetchResponse& r) {
+                                     v1::PartitionFetchResponse& r) {
   const TopicPartition& tp = want.tp;
   if (HasError(r.error())) {
     const v1::ErrorCode code = r.error().code();
@@ -647,10 +698,16 @@ void Consumer::Impl::HandlePartition(const Want& want,
     }
     return;
   }
-  // Decode outside the lock: the application keeps polling meanwhile.
-  Chunk chunk{tp, want.epoch, {}, 0, want.offset, 0};
-  absl::StatusOr<int64_t> next =
-      DecodeRecords(tp, r.records(), want.offset, chunk.records, chunk.bytes);
+  absl::StatusOr<int64_t> next = NextOffsetAfter(tp, r.records(), want.offset);
+  Chunk chunk;
+  chunk.tp = tp;
+  chunk.epoch = want.epoch;
+  chunk.from = want.offset;
+  chunk.next_offset = want.offset;
+  if (next.ok()) {
+    chunk.bytes = std::move(*r.mutable_records());
+    chunk.size = chunk.bytes.size();
+  }
   absl::MutexLock lock(&mu_);
   auto it = parts_.find(tp);
   if (it == parts_.end() || it->second.epoch != want.epoch) return;
@@ -664,8 +721,8 @@ void Consumer::Impl::HandlePartition(const Want& want,
   }
   chunk.next_offset = *next;
   s.fetch_position = *next;
-  if (chunk.records.empty() && chunk.next_offset == want.offset) return;
-  buffered_bytes_ += chunk.bytes;
+  if (chunk.bytes.empty() && chunk.next_offset == want.offset) return;
+  buffered_bytes_ += chunk.size;
   chunks_.push_back(std::move(chunk));
   poll_cv_.SignalAll();
 }

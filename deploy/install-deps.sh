@@ -15,6 +15,7 @@ PACKAGES=(
   libisal-dev
   libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev
   libcli11-dev libspdlog-dev libfmt-dev libcpp-httplib-dev
+  libgoogle-perftools-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # tools used by benchmarks and tests
   fio

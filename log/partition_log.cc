@@ -267,7 +267,7 @@ void PartitionLog::MarkDurable(Offset offset, bool bump_generation) {
 }
 
 absl::StatusOr<PartitionLog::AppendResult> PartitionLog::Append(
-    std::string batches, int32_t leader_epoch) {
+    std::string batches, int32_t leader_epoch, BatchValidation validation) {
   absl::MutexLock lock(&mu_);
   RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
   if (leader_epoch < epochs_->latest_epoch()) {
@@ -275,19 +275,21 @@ absl::StatusOr<PartitionLog::AppendResult> PartitionLog::Append(
         options_.dir, ": leader epoch ", leader_epoch,
         " is older than the latest epoch ", epochs_->latest_epoch()));
   }
-  return AppendLocked(std::move(batches), /*assign_offsets=*/true,
-                      leader_epoch);
+  return AppendLocked(std::move(batches), /*assign_offsets=*/true, leader_epoch,
+                      validation);
 }
 
 absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendReplicated(
     std::string batches) {
   absl::MutexLock lock(&mu_);
   RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
-  return AppendLocked(std::move(batches), /*assign_offsets=*/false, -1);
+  return AppendLocked(std::move(batches), /*assign_offsets=*/false, -1,
+                      BatchValidation::kFull);
 }
 
 absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendLocked(
-    std::string batches, bool assign_offsets, int32_t leader_epoch) {
+    std::string batches, bool assign_offsets, int32_t leader_epoch,
+    BatchValidation validation) {
   // 1. Frame and validate everything before touching the log.
   auto split = SplitBatches(batches, BatchSource::kWire);
   if (!split.ok()) return AsInvalidArgument(split.status());
@@ -303,8 +305,14 @@ absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendLocked(
   Offset next = log_end;
   int32_t epoch = epochs_->latest_epoch();
   for (const RecordBatchView& view : *split) {
-    RUNNEL_RETURN_IF_ERROR(
-        AsInvalidArgument(ValidateBatch(view.bytes(), validate)));
+    if (validation == BatchValidation::kFull) {
+      RUNNEL_RETURN_IF_ERROR(
+          AsInvalidArgument(ValidateBatch(view.bytes(), validate)));
+    } else if (view.size_bytes() > validate.max_batch_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          options_.dir, ": batch of ", view.size_bytes(),
+          " bytes too large (max ", validate.max_batch_bytes, ")"));
+    }
     BatchInfo info;
     info.position = view.bytes().data() - batches.data();
     info.size_bytes = static_cast<int64_t>(view.size_bytes());
@@ -371,9 +379,15 @@ absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendLocked(
     if (&info == &infos.front()) result.position = position;
     result.max_timestamp = std::max(result.max_timestamp, info.max_timestamp);
   }
-  // Start the write now so readers and followers do not wait for a full
-  // buffer; the callback has nothing to do (errors are sticky in the writer
-  // and reach every later Sync and Flush).
+  // Appends are not left in the writer's buffer until it fills: every append
+  // asks for a write at once. With no write in flight this submits one now;
+  // while one is in flight, these bytes join the next write, which starts
+  // when it completes (so back-to-back appends still coalesce). Readers do
+  // not need it (unwritten bytes are served from the writer's tail cache);
+  // it keeps acks=leader/none data from sitting only in process memory and
+  // leaves a later WhenDurable nothing but the fdatasync. The callback has
+  // nothing to do (errors are sticky in the writer and reach every later
+  // Sync and Flush).
   segment->Flush([](absl::Status) {});
   log_end_offset_.store(next, std::memory_order_release);
   return result;
@@ -495,9 +509,9 @@ absl::Status PartitionLog::WaitWrittenLocked() {
   return future.get();
 }
 
-absl::StatusOr<PartitionLog::ReadResult> PartitionLog::Read(Offset offset,
-                                                            size_t max_bytes,
-                                                            Offset max_offset) {
+absl::StatusOr<PartitionLog::ReadResult> PartitionLog::Read(
+    Offset offset, size_t max_bytes, Offset max_offset,
+    bool at_least_one_batch) {
   std::shared_ptr<Segment> segment;
   FilePos end = 0;
   ReadResult result;
@@ -525,9 +539,11 @@ absl::StatusOr<PartitionLog::ReadResult> PartitionLog::Read(Offset offset,
   RUNNEL_ASSIGN_OR_RETURN(FilePos position, segment->FindBatch(offset, end));
   if (position >= end) return result;
   // One read of up to max_bytes, then keep the whole batches inside it; the
-  // first batch is returned whole even when it is larger (Kafka).
-  size_t want = static_cast<size_t>(
-      std::min<FilePos>(std::max(max_bytes, kBatchHeaderSize), end - position));
+  // first batch is returned whole even when it is larger (Kafka), if asked.
+  if (!at_least_one_batch && max_bytes < kBatchLogOverhead) return result;
+  size_t want = static_cast<size_t>(std::min<FilePos>(
+      at_least_one_batch ? std::max(max_bytes, kBatchHeaderSize) : max_bytes,
+      end - position));
   RUNNEL_ASSIGN_OR_RETURN(std::string data, segment->Read(position, want));
   size_t used = 0;
   Offset first = kNoOffset;
@@ -540,7 +556,7 @@ absl::StatusOr<PartitionLog::ReadResult> PartitionLog::Read(Offset offset,
         base + static_cast<int32_t>(LoadBe32(p + kLastOffsetDeltaPos));
     if (batch_last >= max_offset) break;
     if (used + size > data.size()) {
-      if (used == 0) {
+      if (used == 0 && at_least_one_batch) {
         RUNNEL_ASSIGN_OR_RETURN(data, segment->Read(position, size));
         if (data.size() < size) {
           return absl::DataLossError(absl::StrCat(
@@ -566,6 +582,13 @@ absl::StatusOr<PartitionLog::ReadResult> PartitionLog::Read(Offset offset,
 }
 
 absl::StatusOr<Offset> PartitionLog::OffsetForTimestamp(int64_t timestamp_ms) {
+  RUNNEL_ASSIGN_OR_RETURN(RecordTimestamp found,
+                          RecordForTimestamp(timestamp_ms));
+  return found.offset;
+}
+
+absl::StatusOr<RecordTimestamp> PartitionLog::RecordForTimestamp(
+    int64_t timestamp_ms) {
   std::vector<std::pair<std::shared_ptr<Segment>, FilePos>> snapshot;
   Offset start;
   {
@@ -580,11 +603,12 @@ absl::StatusOr<Offset> PartitionLog::OffsetForTimestamp(int64_t timestamp_ms) {
     }
   }
   for (const auto& [segment, end] : snapshot) {
-    RUNNEL_ASSIGN_OR_RETURN(Offset found, segment->FindOffsetForTimestamp(
-                                              timestamp_ms, start, end));
-    if (found != kNoOffset) return found;
+    RUNNEL_ASSIGN_OR_RETURN(
+        RecordTimestamp found,
+        segment->FindRecordForTimestamp(timestamp_ms, start, end));
+    if (found.offset != kNoOffset) return found;
   }
-  return kNoOffset;
+  return RecordTimestamp{};
 }
 
 absl::Status PartitionLog::TruncateTo(Offset offset) {

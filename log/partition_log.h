@@ -30,6 +30,17 @@ namespace runnel::log {
 class IoThread;
 class Segment;
 
+// How much of a leader append's validation the log does itself.
+enum class BatchValidation {
+  // Every batch goes through ValidateBatch (kWire, max_message_bytes).
+  kFull,
+  // The caller already ran ValidateBatch (kWire) or an equivalent on exactly
+  // these bytes (the broker does, to type its errors): the log only frames
+  // the batches and checks max_message_bytes, so the CRC and the records are
+  // not checked twice.
+  kCallerValidated,
+};
+
 struct PartitionLogOptions {
   std::string dir;        // the partition directory; created if missing
   std::string topic;      // non-empty, no whitespace
@@ -109,8 +120,11 @@ class PartitionLog {
   // rolls the segment when needed (segment_bytes, segment_ms, a full index,
   // relative offset overflow) and appends. The records are readable (Read) when
   // this returns; durability is separate (WhenDurable / Flush).
-  absl::StatusOr<AppendResult> Append(std::string batches,
-                                      int32_t leader_epoch);
+  // kCallerValidated: see BatchValidation; framing and size errors are still
+  // kInvalidArgument with nothing written.
+  absl::StatusOr<AppendResult> Append(
+      std::string batches, int32_t leader_epoch,
+      BatchValidation validation = BatchValidation::kFull);
 
   // Follower path: the batches already carry offsets and leader epochs from
   // the leader and are stored byte for byte. kInvalidArgument if the first
@@ -143,21 +157,27 @@ class PartitionLog {
   };
   // Returns whole batches starting with the batch that contains `offset`
   // (its first offset may be below `offset`: Kafka semantics), up to
-  // `max_bytes` in total but always at least one whole batch if one exists
-  // below max_offset. Stops before a batch whose last offset >= max_offset
-  // (exclusive; pass the high watermark): batches are never split.
+  // `max_bytes` in total but, with `at_least_one_batch`, always at least one
+  // whole batch if one exists below max_offset (without it: nothing when
+  // the first batch is larger than max_bytes). Stops before a batch whose
+  // last offset >= max_offset (exclusive; pass the high watermark): batches
+  // are never split.
   // May stop at a segment boundary with fewer bytes (call again with
   // next_offset). kOutOfRange if offset < log_start_offset() or offset >
   // log_end_offset(). offset == log_end_offset(): OK with empty bytes.
   // Returns only completely written, appended batches.
   absl::StatusOr<ReadResult> Read(Offset offset, size_t max_bytes,
-                                  Offset max_offset = INT64_MAX);
+                                  Offset max_offset = INT64_MAX,
+                                  bool at_least_one_batch = true);
 
   // Kafka ListOffsets by timestamp: the first offset whose record timestamp
   // >= timestamp_ms (found by batch max timestamp via the time index, then
   // the records of that batch), at or after log_start_offset(); kNoOffset if
   // there is none.
   absl::StatusOr<Offset> OffsetForTimestamp(int64_t timestamp_ms);
+  // The same lookup, also giving the found record's timestamp (what Kafka's
+  // ListOffsets returns); {kNoOffset, kNoTimestamp} if there is none.
+  absl::StatusOr<RecordTimestamp> RecordForTimestamp(int64_t timestamp_ms);
 
   // Drops every offset >= `offset` (follower divergence). A batch that
   // contains `offset` but starts below it is dropped whole, so the new log
@@ -248,7 +268,8 @@ class PartitionLog {
   absl::Status RecoverLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<AppendResult> AppendLocked(std::string batches,
                                             bool assign_offsets,
-                                            int32_t leader_epoch)
+                                            int32_t leader_epoch,
+                                            BatchValidation validation)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaybeRollLocked(int64_t incoming_bytes, Offset last_offset,
                                int64_t now_ms)

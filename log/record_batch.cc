@@ -634,11 +634,13 @@ absl::Status ValidateHeader(const RecordBatchView& view,
         absl::StrCat("batch of ", view.size_bytes(), " bytes too large (max ",
                      options.max_batch_bytes, ")"));
   }
-  const uint32_t computed = view.ComputeCrc();
-  if (computed != view.crc()) {
-    return BatchError(source, kCrcPos,
-                      absl::StrCat("crc mismatch: stored ", view.crc(),
-                                   ", computed ", computed));
+  if (options.check_crc) {
+    const uint32_t computed = view.ComputeCrc();
+    if (computed != view.crc()) {
+      return BatchError(source, kCrcPos,
+                        absl::StrCat("crc mismatch: stored ", view.crc(),
+                                     ", computed ", computed));
+    }
   }
   if (!IsKnownCompression(view.attributes())) {
     return BatchError(source, kAttributesPos,
@@ -764,22 +766,30 @@ absl::StatusOr<std::string> RecordBatchBuilder::Build() {
   if (record_count_ == 0) {
     return absl::InvalidArgumentError("record batch: no records to build");
   }
-  std::string out;
-  out.reserve(kBatchHeaderSize + records_.size());
-  out.resize(kBatchHeaderSize);
-  if (options_.compression == Compression::kNone) {
-    out.append(records_);
-  } else {
-    absl::Status s = Compress(options_.compression, records_,
-                              options_.compression_level, out);
-    if (!s.ok()) return absl::InternalError(s.message());
-  }
-  if (out.size() - kBatchLogOverhead > INT32_MAX) {
+  const auto too_large = [](size_t size) {
     return absl::InvalidArgumentError(
-        absl::StrCat("record batch: ", out.size(), " bytes is too large"));
+        absl::StrCat("record batch: ", size, " bytes is too large"));
+  };
+  std::string out;
+  if (options_.compression == Compression::kNone) {
+    // The records were encoded behind room for the header: no copy.
+    if (records_.size() - kBatchLogOverhead > INT32_MAX) {
+      return too_large(records_.size());
+    }
+    out = std::move(records_);
+  } else {
+    out.resize(kBatchHeaderSize);
+    absl::Status s =
+        Compress(options_.compression,
+                 std::string_view(records_).substr(kBatchHeaderSize),
+                 options_.compression_level, out);
+    if (!s.ok()) return absl::InternalError(s.message());
+    if (out.size() - kBatchLogOverhead > INT32_MAX) {
+      return too_large(out.size());
+    }
   }
   WriteHeader(options_, record_count_, base_timestamp_, max_timestamp_, out);
-  records_.clear();
+  records_.assign(kBatchHeaderSize, '\0');
   record_count_ = 0;
   base_timestamp_ = 0;
   max_timestamp_ = 0;

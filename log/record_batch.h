@@ -157,6 +157,9 @@ struct ValidateOptions {
   size_t max_batch_bytes = 1 << 20;
   // Largest decompressed records payload accepted (zip-bomb guard).
   size_t max_decompressed_bytes = 64 << 20;
+  // false: the caller has already compared the CRC (RecordBatchView::
+  // CrcMatches) and the check is skipped; every other check still runs.
+  bool check_crc = true;
 };
 
 // Checks every field a buggy or malicious producer can get wrong: framing and
@@ -217,9 +220,7 @@ class RecordBatchBuilder {
     options_.base_sequence = base_sequence;
   }
   // Size the batch would have uncompressed: header + encoded records.
-  size_t uncompressed_size_bytes() const {
-    return kBatchHeaderSize + records_.size();
-  }
+  size_t uncompressed_size_bytes() const { return records_.size(); }
 
   // Encodes the batch (compressing the records if asked) and returns its
   // bytes. kInvalidArgument if empty; kInternal if the codec fails. The
@@ -228,7 +229,9 @@ class RecordBatchBuilder {
 
  private:
   BatchBuilderOptions options_;
-  std::string records_;  // encoded records, uncompressed
+  // Room for the header (filled in by Build), then the encoded records,
+  // uncompressed; an uncompressed batch is built in place.
+  std::string records_ = std::string(kBatchHeaderSize, '\0');
   int32_t record_count_ = 0;
   int64_t base_timestamp_ = 0;
   int64_t max_timestamp_ = 0;

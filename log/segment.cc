@@ -576,10 +576,25 @@ absl::StatusOr<FilePos> Segment::FindBatch(Offset target, FilePos end) const {
 
 absl::StatusOr<std::string> Segment::Read(FilePos position, size_t size) const {
   // Sized once; the bytes land in it directly (from the tail cache or the
-  // kernel), no intermediate buffer.
-  std::string out(size, '\0');
+  // kernel), no intermediate buffer, and no zeroing first where the
+  // standard library allows it (log/storage.cmake).
+  std::string out;
+#if defined(__cpp_lib_string_resize_and_overwrite)
+  absl::Status status;
+  out.resize_and_overwrite(size, [&](char* buf, size_t n) -> size_t {
+    absl::StatusOr<size_t> got = ReadInto(buf, n, position);
+    if (!got.ok()) {
+      status = got.status();
+      return 0;
+    }
+    return *got;
+  });
+  RUNNEL_RETURN_IF_ERROR(status);
+#else
+  out.resize(size);
   RUNNEL_ASSIGN_OR_RETURN(size_t got, ReadInto(out.data(), size, position));
   out.resize(got);
+#endif
   return out;
 }
 
@@ -640,17 +655,16 @@ absl::StatusOr<size_t> Segment::ReadFile(char* buf, size_t size,
   return got;
 }
 
-absl::StatusOr<Offset> Segment::FindOffsetForTimestamp(int64_t timestamp_ms,
-                                                       Offset min_offset,
-                                                       FilePos end) const {
-  if (max_timestamp() < timestamp_ms) return kNoOffset;
+absl::StatusOr<RecordTimestamp> Segment::FindRecordForTimestamp(
+    int64_t timestamp_ms, Offset min_offset, FilePos end) const {
+  if (max_timestamp() < timestamp_ms) return RecordTimestamp{};
   TimestampOffset entry = time_index_->Lookup(timestamp_ms);
   Offset from_offset = std::max(entry.offset, min_offset);
   FilePos from = offset_index_->Lookup(from_offset).position;
   std::optional<BatchInfo> candidate;
-  Offset result = kNoOffset;
+  RecordTimestamp result;
   absl::Status status;
-  while (result == kNoOffset && status.ok() && from < end) {
+  while (result.offset == kNoOffset && status.ok() && from < end) {
     candidate.reset();
     status = ReadBatchInfos(from, end, [&](const BatchInfo& b) {
       if (b.last_offset >= min_offset && b.max_timestamp >= timestamp_ms) {
@@ -668,13 +682,13 @@ absl::StatusOr<Offset> Segment::FindOffsetForTimestamp(int64_t timestamp_ms,
     status = view.ForEachRecord(
         [&](Record r) {
           if (r.offset >= min_offset && r.timestamp >= timestamp_ms) {
-            result = r.offset;
+            result = RecordTimestamp{r.offset, r.timestamp};
             return absl::CancelledError("found");
           }
           return absl::OkStatus();
         },
         BatchSource::kDisk);
-    if (result != kNoOffset) return result;
+    if (result.offset != kNoOffset) return result;
     from = candidate->position + candidate->size_bytes;
   }
   RUNNEL_RETURN_IF_ERROR(status);

@@ -174,12 +174,12 @@ class Segment {
       const std::function<bool(const BatchInfo&)>& fn) const;
   // `size` bytes at `position` (fewer at the end of the file).
   absl::StatusOr<std::string> Read(FilePos position, size_t size) const;
-  // The first offset >= `min_offset` below `end` whose record timestamp >=
-  // `timestamp_ms` (time index, then batch max timestamps, then records),
-  // or kNoOffset.
-  absl::StatusOr<Offset> FindOffsetForTimestamp(int64_t timestamp_ms,
-                                                Offset min_offset,
-                                                FilePos end) const;
+  // The first record at offset >= `min_offset` below `end` whose timestamp
+  // >= `timestamp_ms` (time index, then batch max timestamps, then records):
+  // its offset and timestamp, or {kNoOffset, kNoTimestamp}.
+  absl::StatusOr<RecordTimestamp> FindRecordForTimestamp(int64_t timestamp_ms,
+                                                         Offset min_offset,
+                                                         FilePos end) const;
 
   Offset base_offset() const { return base_offset_; }
   // Logical size of the .log (every appended byte).

@@ -12,4 +12,12 @@ using FilePos = int64_t;
 inline constexpr Offset kNoOffset = -1;
 inline constexpr int64_t kNoTimestamp = -1;
 
+// A record found by timestamp (ListOffsets by time): its offset and its own
+// timestamp, or kNoOffset and kNoTimestamp when there is none.
+struct RecordTimestamp {
+  Offset offset = kNoOffset;
+  int64_t timestamp = kNoTimestamp;
+  bool operator==(const RecordTimestamp&) const = default;
+};
+
 }  // namespace runnel::log

@@ -169,8 +169,24 @@ struct ProducerFlags {
   // Producer max.in.flight.requests.per.connection and enable.idempotence.
   int max_in_flight = 5;
   bool no_idempotence = false;
+  // bench e2e: fail when no record arrived for this long.
+  int64_t timeout_ms = 30000;
   bool json = false;
 };
+
+// The error of a bench that stopped making progress (a dead or hung broker).
+absl::Status NoProgressError(int64_t timeout_ms, uint64_t received,
+                             uint64_t expected) {
+  return absl::DeadlineExceededError(
+      absl::StrCat("no record received for ", timeout_ms, " ms (", received,
+                   " of ", expected, " records); is the broker up?"));
+}
+
+// How long the next Poll may wait: at most `cap`, at least 1 ms, and not past
+// the no-progress deadline.
+absl::Duration PollTimeout(absl::Time deadline, absl::Duration cap) {
+  return std::clamp(deadline - absl::Now(), absl::Milliseconds(1), cap);
+}
 
 void AddProducerFlags(CLI::App* cmd, ProducerFlags& f) {
   cmd->add_option("--topic", f.topic, "Topic (must exist)")->required();
@@ -245,20 +261,28 @@ struct SendState {
 
 // Sends `count` records of `size` bytes at `rate` per second (0: as fast as
 // the buffer allows). When `stamp` is set, the first 8 bytes of each value
-// carry the send time (steady clock ns) for the e2e bench.
+// carry the send time (steady clock ns) for the e2e bench. Stops early (OK)
+// once `stop` is set, if given.
 absl::Status SendRecords(client::Producer& producer, const std::string& topic,
                          int64_t count, size_t size, double rate, bool stamp,
-                         SendState& state) {
+                         SendState& state,
+                         const std::atomic<bool>* stop = nullptr) {
   const std::string payload(size, 'x');
   const int64_t start = NowNs();
-  for (int64_t i = 0; i < count; ++i) {
+  auto stopped = [stop] {
+    return stop != nullptr && stop->load(std::memory_order_relaxed);
+  };
+  for (int64_t i = 0; i < count && !stopped(); ++i) {
     if (rate > 0) {
       const auto due =
           start + static_cast<int64_t>(static_cast<double>(i) * 1e9 / rate);
-      const int64_t now = NowNs();
-      if (due > now) {
-        std::this_thread::sleep_for(std::chrono::nanoseconds(due - now));
+      // In slices, so that a low rate does not delay a stop.
+      constexpr int64_t kMaxSleepNs = 100'000'000;
+      for (int64_t now = NowNs(); due > now && !stopped(); now = NowNs()) {
+        std::this_thread::sleep_for(
+            std::chrono::nanoseconds(std::min(due - now, kMaxSleepNs)));
       }
+      if (stopped()) break;
     }
     client::ProducerRecord record;
     record.topic = topic;
@@ -337,6 +361,8 @@ struct ConsumeFlags {
   int32_t fetch_max_bytes = 64 << 20;
   // 2 MiB measured fastest on one partition (docs/benchmarks.md).
   int32_t partition_fetch_bytes = 2 << 20;
+  // Fail when no record arrived for this long.
+  int64_t timeout_ms = 30000;
   bool json = false;
 };
 
@@ -365,7 +391,9 @@ void RunBenchConsume(const ConsumeFlags& f) {
   if (!ends.ok()) return Fail("bench consume", ends.status());
   uint64_t target = 0;
   for (const auto& [tp, end] : *ends) target += end - (*starts)[tp];
-  if (f.records > 0) target = std::min<uint64_t>(target, f.records);
+  // Like Kafka's consumer perf test, --records N waits for N records, also
+  // ones produced after the start.
+  if (f.records > 0) target = static_cast<uint64_t>(f.records);
 
   LatencyHistogram poll_latency;
   std::atomic<uint64_t> received{0};
@@ -373,11 +401,18 @@ void RunBenchConsume(const ConsumeFlags& f) {
   const int64_t start = NowNs();
   {
     Progress progress("bench consume", &received);
+    const absl::Duration timeout = absl::Milliseconds(f.timeout_ms);
+    absl::Time deadline = absl::Now() + timeout;
     while (received.load() < target) {
       const int64_t before = NowNs();
-      auto records = consumer.Poll(absl::Seconds(5));
+      auto records = consumer.Poll(PollTimeout(deadline, absl::Seconds(5)));
       if (!records.ok()) return Fail("bench consume", records.status());
-      if (records->empty()) continue;
+      if (records->empty()) {
+        if (absl::Now() < deadline) continue;
+        return Fail("bench consume",
+                    NoProgressError(f.timeout_ms, received.load(), target));
+      }
+      deadline = absl::Now() + timeout;
       poll_latency.Record(NowNs() - before);
       for (const client::ConsumerRecord& r : *records) {
         bytes += (r.value ? r.value->size() : 0) + (r.key ? r.key->size() : 0);
@@ -391,6 +426,23 @@ void RunBenchConsume(const ConsumeFlags& f) {
                Summary{received.load(), bytes, seconds, &poll_latency}, f.json);
 }
 
+// The producer side's failure, if any: a record that failed delivery, or
+// Send itself (read once the sender is done with it).
+absl::Status E2eFailure(SendState& state, const absl::Notification& sent_all,
+                        const absl::Status& send_status) {
+  if (const uint64_t failed = state.failed.load(); failed > 0) {
+    absl::MutexLock lock(&state.mu);
+    return absl::Status(state.first_error.code(),
+                        absl::StrCat("producer: ", failed, " records failed: ",
+                                     state.first_error.message()));
+  }
+  if (sent_all.HasBeenNotified() && !send_status.ok()) {
+    return absl::Status(send_status.code(),
+                        absl::StrCat("producer: ", send_status.message()));
+  }
+  return absl::OkStatus();
+}
+
 void RunBenchE2e(const ProducerFlags& f) {
   if (f.record_size < sizeof(int64_t)) {
     return Fail("bench e2e",
@@ -398,6 +450,11 @@ void RunBenchE2e(const ProducerFlags& f) {
   }
   auto options = MakeProducerOptions(f);
   if (!options.ok()) return Fail("bench e2e", options.status(), 2);
+  // A dead broker must not hold the sender (a full buffer, a hung request)
+  // much longer than the no-progress deadline.
+  options->max_block_ms = f.timeout_ms;
+  options->request_timeout_ms =
+      std::min(options->request_timeout_ms, f.timeout_ms);
   auto producer = client::Producer::Create(*options);
   if (!producer.ok()) return Fail("bench e2e", producer.status(), 2);
   client::ConsumerOptions co;
@@ -416,22 +473,36 @@ void RunBenchE2e(const ProducerFlags& f) {
   SendState state;
   LatencyHistogram e2e;
   std::atomic<uint64_t> received{0};
-  absl::Status send_status;
+  std::atomic<bool> stop_sending{false};
+  absl::Status send_status;  // written by the sender before sent_all
+  absl::Notification sent_all;
+  absl::Status failure;
   const int64_t start = NowNs();
   {
     Progress progress("bench e2e received", &received);
     std::thread sender([&] {
       send_status = SendRecords(**producer, f.topic, f.records, f.record_size,
-                                f.rate, true, state);
+                                f.rate, true, state, &stop_sending);
+      sent_all.Notify();
       (*producer)->Flush();
     });
     const auto expected = static_cast<uint64_t>(f.records);
+    const absl::Duration timeout = absl::Milliseconds(f.timeout_ms);
+    absl::Time deadline = absl::Now() + timeout;
     while (received.load() < expected) {
-      auto records = consumer.Poll(absl::Seconds(1));
+      failure = E2eFailure(state, sent_all, send_status);
+      if (!failure.ok()) break;
+      auto records = consumer.Poll(PollTimeout(deadline, absl::Seconds(1)));
       if (!records.ok()) {
-        sender.join();
-        return Fail("bench e2e", records.status());
+        failure = records.status();
+        break;
       }
+      if (records->empty()) {
+        if (absl::Now() < deadline) continue;
+        failure = NoProgressError(f.timeout_ms, received.load(), expected);
+        break;
+      }
+      deadline = absl::Now() + timeout;
       const int64_t now = NowNs();
       for (const client::ConsumerRecord& r : *records) {
         int64_t sent_ns = 0;
@@ -441,21 +512,24 @@ void RunBenchE2e(const ProducerFlags& f) {
         }
       }
       received.fetch_add(records->size());
-      if (records->empty() && state.failed.load() > 0) break;
+    }
+    if (!failure.ok()) {
+      // Give up on what is still queued: fails it, which ends the Flush.
+      stop_sending.store(true, std::memory_order_relaxed);
+      (*producer)->Close(absl::ZeroDuration());
     }
     sender.join();
   }
   const double seconds = static_cast<double>(NowNs() - start) / 1e9;
   (*producer)->Close();
   consumer.Close();
-  if (!send_status.ok()) return Fail("bench e2e", send_status);
+  if (!failure.ok()) return Fail("bench e2e", failure);
   PrintSummary(
       "e2e",
       Summary{received.load(), received.load() * f.record_size, seconds, &e2e},
       f.json);
-  if (state.failed.load() > 0) {
-    absl::MutexLock lock(&state.mu);
-    Fail("bench e2e", state.first_error);
+  if (failure = E2eFailure(state, sent_all, send_status); !failure.ok()) {
+    Fail("bench e2e", failure);
   }
 }
 
@@ -484,7 +558,8 @@ void RegisterBenchCommand(CLI::App& app) {
   consume->add_option("--topic", cf->topic, "Topic")->required();
   consume
       ->add_option("--records", cf->records,
-                   "Stop after N records (0: up to the high watermark)")
+                   "Stop after N records, waiting for new ones if needed (0: "
+                   "up to the high watermark at the start)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   consume
@@ -495,6 +570,11 @@ void RegisterBenchCommand(CLI::App& app) {
   consume
       ->add_option("--partition-fetch-bytes", cf->partition_fetch_bytes,
                    "Bytes per partition per fetch")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  consume
+      ->add_option("--timeout-ms", cf->timeout_ms,
+                   "Fail when no record arrived for this long")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   consume->add_flag("--json", cf->json, "Print the summary as one JSON object");
@@ -508,6 +588,11 @@ void RegisterBenchCommand(CLI::App& app) {
   CLI::App* e2e = bench->add_subcommand(
       "e2e", "End-to-end latency: send time to receipt by a consumer");
   AddProducerFlags(e2e, *ef);
+  e2e->add_option("--timeout-ms", ef->timeout_ms,
+                  "Fail when no record arrived for this long (also bounds "
+                  "the producer's max.block.ms and request timeout)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   e2e->footer(
       "Producer and consumer run in this process; each value's first "
       "8 bytes carry its send time.");

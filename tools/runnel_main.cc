@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/process_tuning.h"
 #include "tools/bench_command.h"
 #include "tools/cli_context.h"
 #include "tools/consume_command.h"
@@ -11,6 +12,7 @@
 #include "tools/topic_command.h"
 
 int main(int argc, char** argv) {
+  runnel::TuneProcessForThroughput();
   CLI::App app;
   runnel::tools::ConfigureRootApp(app);
   runnel::tools::RegisterBenchCommand(app);

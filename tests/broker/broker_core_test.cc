@@ -12,6 +12,7 @@
 #include "broker/errors.h"
 #include "common/crc32c.h"
 #include "common/endian.h"
+#include "log/io_thread.h"
 #include "log/record_batch.h"
 #include "tests/broker/test_util.h"
 #include "tests/testing/scoped_temp_dir.h"
@@ -140,6 +141,42 @@ TEST_F(BrokerCoreTest, AcksAllAnswersOnlyOnceDurable) {
   EXPECT_GE(hw_at_ack, 3);
 }
 
+TEST_F(BrokerCoreTest, AcksAllAnswersRequestTimedOutWhenDurabilityIsLate) {
+  CreateTopic("t");
+  log::IoThread* io = core_->logs().io_thread_for("t", 0);
+  ASSERT_NE(io, nullptr);
+  // Hold the partition's I/O thread: no write or fsync completes meanwhile,
+  // so the batch cannot become durable before the request timeout.
+  absl::Notification held;
+  absl::Notification release;
+  io->Post([&] {
+    held.Notify();
+    release.WaitForNotification();
+  });
+  held.WaitForNotification();
+  ProduceInput input;
+  input.acks = Acks::kAll;
+  input.timeout = absl::Milliseconds(20);
+  input.partitions.push_back({{"t", 0}, MakeBatch(3)});
+  absl::Notification answered;
+  ProduceResult result;
+  core_->Produce(std::move(input), [&](std::vector<ProduceResult> results) {
+    result = results.at(0);
+    answered.Notify();
+  });
+  const bool answered_while_held =
+      answered.WaitForNotificationWithTimeout(absl::Seconds(30));
+  release.Notify();
+  ASSERT_TRUE(answered_while_held);
+  EXPECT_EQ(ErrorKindOf(result.status), ErrorKind::kRequestTimedOut)
+      << result.status;
+  EXPECT_TRUE(IsRetriable(ErrorKind::kRequestTimedOut));
+  // The batch was appended all the same: visible once durable.
+  ReadResult f = FetchSync(*core_, "t", 0, 0, absl::Seconds(30));
+  RUNNEL_ASSERT_OK(f.status);
+  EXPECT_EQ(f.records, MakeBatch(3));
+}
+
 TEST_F(BrokerCoreTest, AcksNoneAndLeaderAppendAndBecomeVisible) {
   CreateTopic("t");
   ProduceResult none = ProduceSync(*core_, "t", 0, MakeBatch(1), Acks::kNone);
@@ -202,6 +239,21 @@ TEST_F(BrokerCoreTest, InvalidRecordsInsideAWellFramedBatchAreInvalidRecord) {
   ProduceResult r = ProduceSync(*core_, "t", 0, batch);
   EXPECT_EQ(ErrorKindOf(r.status), ErrorKind::kInvalidRecord) << r.status;
   EXPECT_EQ(LogEnd("t"), 0);
+}
+
+TEST_F(BrokerCoreTest,
+       AGoodBatchBeforeOneWithInvalidRecordsIsNotWrittenEither) {
+  CreateTopic("t");
+  std::string bad = MakeBatch(3);
+  StoreBe32(&bad[log::kLastOffsetDeltaPos], 1);  // 3 records, delta 1
+  StoreBe32(&bad[log::kCrcPos], Crc32c(bad.data() + log::kAttributesPos,
+                                       bad.size() - log::kAttributesPos));
+  ProduceResult r = ProduceSync(*core_, "t", 0, MakeBatch(2) + bad);
+  EXPECT_EQ(ErrorKindOf(r.status), ErrorKind::kInvalidRecord) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), ::testing::HasSubstr("t-0"));
+  EXPECT_EQ(LogEnd("t"), 0);
+  RUNNEL_EXPECT_OK(ProduceSync(*core_, "t", 0, MakeBatch(2)).status);
+  EXPECT_EQ(LogEnd("t"), 2);
 }
 
 TEST_F(BrokerCoreTest, OversizeBatchIsRecordTooLarge) {
@@ -280,6 +332,101 @@ TEST_F(BrokerCoreTest, ListOffsetsEarliestLatestAndByTime) {
   EXPECT_EQ(core_->ListOffset({"t", 0}, 9999).offset, -1);
   EXPECT_EQ(ErrorKindOf(core_->ListOffset({"t", 0}, -5).status),
             ErrorKind::kInvalidRequest);
+}
+
+TEST_F(BrokerCoreTest, ListOffsetsByTimeReturnsTheFoundRecordsTimestamp) {
+  CreateTopic("t");
+  RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", 0, MakeBatch(3, 1000)).status);
+  RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", 0, MakeBatch(3, 2000)).status);
+  // Exact hit: the record at 1001 itself.
+  ListOffsetResult exact = core_->ListOffset({"t", 0}, 1001);
+  EXPECT_EQ(exact.offset, 1);
+  EXPECT_EQ(exact.timestamp, 1001);
+  // Between batches: the next record, with its own (later) timestamp.
+  ListOffsetResult between = core_->ListOffset({"t", 0}, 1500);
+  EXPECT_EQ(between.offset, 3);
+  EXPECT_EQ(between.timestamp, 2000);
+  // Earliest, latest and "no such record" carry no timestamp (Kafka).
+  EXPECT_EQ(core_->ListOffset({"t", 0}, kEarliestTimestamp).timestamp, -1);
+  EXPECT_EQ(core_->ListOffset({"t", 0}, kLatestTimestamp).timestamp, -1);
+  ListOffsetResult none = core_->ListOffset({"t", 0}, 9999);
+  EXPECT_EQ(none.offset, -1);
+  EXPECT_EQ(none.timestamp, -1);
+}
+
+// Fetches `partitions` of topic "t" from offset 0 at once.
+std::vector<ReadResult> FetchPartitions(BrokerCore& core,
+                                        const std::vector<int32_t>& partitions,
+                                        int32_t max_bytes,
+                                        int32_t partition_max_bytes = 0) {
+  FetchInput input;
+  input.max_bytes = max_bytes;
+  for (int32_t p : partitions) {
+    input.partitions.push_back({{"t", p}, 0, partition_max_bytes});
+  }
+  absl::Notification done;
+  std::vector<ReadResult> results;
+  core.Fetch(std::move(input), [&](std::vector<ReadResult> r) {
+    results = std::move(r);
+    done.Notify();
+  });
+  EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  return results;
+}
+
+TEST_F(BrokerCoreTest, FetchMaxBytesLetsOnlyTheFirstBatchOfTheResponseExceed) {
+  CreateTopic("t", 3);
+  const std::string batch = MakeBatch(5, 1000, 0, 100);
+  const size_t b = batch.size();
+  for (int32_t p : {1, 2}) {
+    for (int i = 0; i < 2; ++i) {
+      RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", p, batch).status);
+    }
+  }
+  // Smaller than one batch: partition 0 is empty, so the first batch of
+  // partition 1 (the first non-empty one) comes whole; nothing else.
+  std::vector<ReadResult> tiny = FetchPartitions(*core_, {0, 1, 2}, b / 2);
+  ASSERT_EQ(tiny.size(), 3u);
+  EXPECT_EQ(tiny[0].records.size(), 0u);
+  EXPECT_EQ(tiny[1].records.size(), b);
+  EXPECT_EQ(tiny[2].records.size(), 0u);
+  EXPECT_EQ(tiny[2].high_watermark, 10);  // still reported
+
+  // Room for one and a half batches: one, and no batch past the limit.
+  std::vector<ReadResult> half = FetchPartitions(*core_, {1, 2}, b + b / 2);
+  ASSERT_EQ(half.size(), 2u);
+  EXPECT_EQ(half[0].records.size(), b);
+  EXPECT_EQ(half[1].records.size(), 0u);
+
+  // Exactly three batches fit: two from partition 1, one from partition 2.
+  std::vector<ReadResult> three = FetchPartitions(*core_, {1, 2}, 3 * b);
+  ASSERT_EQ(three.size(), 2u);
+  EXPECT_EQ(three[0].records.size(), 2 * b);
+  EXPECT_EQ(three[1].records.size(), b);
+
+  // A partition limit of one batch applies to every partition.
+  std::vector<ReadResult> per_partition =
+      FetchPartitions(*core_, {1, 2}, 10 * b, b);
+  ASSERT_EQ(per_partition.size(), 2u);
+  EXPECT_EQ(per_partition[0].records.size(), b);
+  EXPECT_EQ(per_partition[1].records.size(), b);
+}
+
+TEST_F(BrokerCoreTest, PartitionMaxBytesHoldsAtSegmentBoundaries) {
+  const std::string batch = MakeBatch(5, 1000, 0, 100);
+  const size_t b = batch.size();
+  // One batch per segment: a fetch of one partition ends at a segment end.
+  CreateTopic("t", 1, {{"segment.bytes", std::to_string(b)}});
+  for (int i = 0; i < 3; ++i) {
+    RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", 0, batch).status);
+  }
+  for (size_t limit : {b / 2, b, b + b / 2, 2 * b}) {
+    SCOPED_TRACE(limit);
+    ReadResult r = FetchSync(*core_, "t", 0, 0, absl::ZeroDuration(),
+                             static_cast<int32_t>(limit));
+    RUNNEL_ASSERT_OK(r.status);
+    EXPECT_EQ(r.records.size(), b);  // never a batch of the next segment
+  }
 }
 
 TEST_F(BrokerCoreTest, LongPollWakesWhenDataLands) {

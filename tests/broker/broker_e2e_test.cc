@@ -3,9 +3,12 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -14,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
+#include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 
 #include "log/record_batch.h"
@@ -30,6 +34,7 @@ namespace {
 using ::runnel::broker::testing::MakeBatch;
 using ::runnel::testing::BrokerProcess;
 using ::runnel::testing::IsOk;
+using ::runnel::testing::StatusIs;
 using ::testing::HasSubstr;
 
 // GET http://127.0.0.1:port/path with a plain socket; returns the whole
@@ -242,6 +247,9 @@ TEST_F(BrokerE2eTest, ListOffsetsAndMetadata) {
   EXPECT_EQ(resp.topics(0).partitions(0).offset(), 0);
   EXPECT_EQ(resp.topics(0).partitions(1).offset(), 4);
   EXPECT_EQ(resp.topics(0).partitions(2).offset(), 2);
+  EXPECT_EQ(resp.topics(0).partitions(0).timestamp(), -1);
+  EXPECT_EQ(resp.topics(0).partitions(1).timestamp(), -1);
+  EXPECT_EQ(resp.topics(0).partitions(2).timestamp(), 5002);
 
   v1::MetadataRequest mreq;
   v1::MetadataResponse mresp;
@@ -365,6 +373,99 @@ TEST_F(BrokerE2eTest, HealthzAndMetricsAnswerOverHttp) {
       HasSubstr(
           "runnel_partition_log_end_offset{topic=\"t\",partition=\"0\"} 1"));
   EXPECT_THAT(metrics, HasSubstr("runnel_topic_bytes_in_total{topic=\"t\"}"));
+}
+
+TEST_F(BrokerE2eTest, RefusesToStartOnAPortInUseWithoutTouchingItsDataDir) {
+  struct Case {
+    std::string listen;
+    std::string http_listen;
+    std::string flag;
+  };
+  const Case cases[] = {
+      {broker_->address(), "127.0.0.1:0", "--listen"},
+      {"127.0.0.1:0", absl::StrCat("127.0.0.1:", broker_->http_port()),
+       "--http-listen"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.flag);
+    const std::string data_dir = dir_.Sub("second" + c.flag);
+    runnel::testing::BrokerProcessOptions options;
+    options.data_dir = data_dir;
+    options.listen = c.listen;
+    options.http_listen = c.http_listen;
+    auto second = BrokerProcess::Start(options);
+    ASSERT_THAT(second.status(), StatusIs(absl::StatusCode::kInternal));
+    const std::string message(second.status().message());
+    EXPECT_THAT(message, HasSubstr("exit code 1"));
+    EXPECT_THAT(message, HasSubstr("cannot listen on"));
+    EXPECT_THAT(message, HasSubstr(c.flag));
+    EXPECT_THAT(message, HasSubstr("in use"));
+    // Refused before the data directory was opened: nothing created, no
+    // .lock, no recovery.
+    EXPECT_FALSE(std::filesystem::exists(data_dir));
+  }
+  // The first broker still serves.
+  EXPECT_EQ(CreateTopic("still-here").error().code(), v1::NONE);
+  EXPECT_THAT(HttpGet(broker_->http_port(), "/healthz"), HasSubstr("ok"));
+}
+
+// Blocks until `pid` (a child) has exited, without reaping it.
+void WaitUntilDead(pid_t pid) {
+  siginfo_t info{};
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT),
+            0);
+}
+
+TEST(BrokerProcessTest, KeepsTheBrokersStderrInAFile) {
+  runnel::testing::ScopedTempDir dir;
+  auto broker = BrokerProcess::Start({.data_dir = dir.Sub("data")});
+  ASSERT_THAT(broker, IsOk());
+  EXPECT_EQ((*broker)->stderr_path(), dir.Sub("data") + ".stderr");
+  EXPECT_THAT((*broker)->StderrTail(), HasSubstr("opened"));
+  absl::StatusOr<int> code = (*broker)->Stop();
+  ASSERT_THAT(code, IsOk());
+  EXPECT_EQ(*code, 0);
+  EXPECT_THAT((*broker)->StderrTail(), HasSubstr("stopped cleanly"));
+}
+
+TEST(BrokerProcessTest, StopReportsABrokerThatDiedDuringTheTest) {
+  runnel::testing::ScopedTempDir dir;
+  auto broker = BrokerProcess::Start({.data_dir = dir.Sub("data")});
+  ASSERT_THAT(broker, IsOk());
+  ::kill((*broker)->pid(), SIGKILL);  // a crash, not the test's own stop
+  WaitUntilDead((*broker)->pid());
+  absl::StatusOr<int> stopped = (*broker)->Stop();
+  EXPECT_THAT(stopped.status(), StatusIs(absl::StatusCode::kInternal));
+  const std::string message(stopped.status().message());
+  EXPECT_THAT(message, HasSubstr("died during the test"));
+  EXPECT_THAT(message, HasSubstr("signal 9"));
+  EXPECT_FALSE((*broker)->running());
+}
+
+TEST(BrokerProcessTest, KillAndTheDestructorReportABrokerThatDied) {
+  runnel::testing::ScopedTempDir dir;
+  auto broker = BrokerProcess::Start({.data_dir = dir.Sub("data")});
+  ASSERT_THAT(broker, IsOk());
+  ::kill((*broker)->pid(), SIGUSR1);
+  WaitUntilDead((*broker)->pid());
+  EXPECT_THAT((*broker)->Kill(), StatusIs(absl::StatusCode::kInternal));
+
+  auto second = BrokerProcess::Start({.data_dir = dir.Sub("data")});
+  ASSERT_THAT(second, IsOk());
+  ::kill((*second)->pid(), SIGUSR1);
+  WaitUntilDead((*second)->pid());
+  EXPECT_NONFATAL_FAILURE(second->reset(), "died during the test");
+}
+
+TEST(BrokerProcessTest, StartFailureCarriesTheBrokersStderr) {
+  runnel::testing::ScopedTempDir dir;
+  runnel::testing::BrokerProcessOptions options;
+  options.data_dir = dir.Sub("data");
+  options.extra_args = {"--no-such-flag"};
+  auto broker = BrokerProcess::Start(options);
+  ASSERT_FALSE(broker.ok());
+  EXPECT_THAT(std::string(broker.status().message()),
+              HasSubstr("no-such-flag"));
 }
 
 }  // namespace

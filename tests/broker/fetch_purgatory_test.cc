@@ -34,6 +34,23 @@ TEST(TimerQueueTest, RunsInDeadlineOrderAndSkipsCancelled) {
   EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
 }
 
+TEST(TimerQueueTest, AnEntryAddedWhileTheQueueSleepsRunsAtItsOwnDeadline) {
+  TimerQueue timers;
+  // Let the thread go to sleep with nothing queued.
+  absl::Notification idle;
+  timers.Post([&] { idle.Notify(); });
+  ASSERT_TRUE(idle.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  // Nothing else touches the queue: only the new entry can wake it.
+  absl::Notification soon;
+  timers.RunAt(absl::Now() + absl::Milliseconds(5), [&] { soon.Notify(); });
+  EXPECT_TRUE(soon.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  // An earlier entry behind a far one (the thread sleeps until an hour).
+  timers.RunAt(absl::Now() + absl::Hours(1), [] {});
+  absl::Notification sooner;
+  timers.RunAt(absl::Now() + absl::Milliseconds(5), [&] { sooner.Notify(); });
+  EXPECT_TRUE(sooner.WaitForNotificationWithTimeout(absl::Seconds(30)));
+}
+
 TEST(TimerQueueTest, StopRunsWhatIsLeft) {
   bool ran = false;
   {

@@ -1,11 +1,15 @@
 // End-to-end tests of the `runnel` CLI's client subcommands (topic, produce,
 // consume, bench) against a real runnel-broker process.
 
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -16,12 +20,15 @@
 
 #include "tests/testing/broker_process.h"
 #include "tests/testing/scoped_temp_dir.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/wait_for.h"
 
 namespace runnel::tools {
 namespace {
 
 using ::runnel::testing::BrokerProcess;
 using ::runnel::testing::ScopedTempDir;
+using ::runnel::testing::WaitFor;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -36,6 +43,76 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Runs `runnel --bootstrap ADDRESS ARGS` with `input` on stdin; its files
+// live in `tmp`.
+CliResult RunCli(const ScopedTempDir& tmp, const std::string& address,
+                 const std::string& args, const std::string& input = "") {
+  const std::string in = tmp.Sub("in"), out = tmp.Sub("out"),
+                    err = tmp.Sub("err");
+  std::ofstream(in, std::ios::binary) << input;
+  const std::string cmd =
+      absl::StrCat(RUNNEL_CLI_BINARY_PATH, " --bootstrap ", address, " ", args,
+                   " <", in, " >", out, " 2>", err);
+  const int status = std::system(cmd.c_str());
+  CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  r.out = ReadFile(out);
+  r.err = ReadFile(err);
+  return r;
+}
+
+// `runnel --bootstrap ADDRESS ARGS` running in the background, its stderr
+// in `err_path`. The destructor SIGKILLs it if it still runs.
+class BackgroundCli {
+ public:
+  BackgroundCli(const std::string& address, const std::string& args,
+                const std::string& err_path) {
+    const std::string cmd =
+        absl::StrCat("exec ", RUNNEL_CLI_BINARY_PATH, " --bootstrap ", address,
+                     " ", args, " </dev/null >/dev/null 2>", err_path);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+      ::_exit(127);
+    }
+  }
+  BackgroundCli(const BackgroundCli&) = delete;
+  BackgroundCli& operator=(const BackgroundCli&) = delete;
+  ~BackgroundCli() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+
+  bool started() const { return pid_ > 0; }
+  // Its exit code (128 + signal if killed) once it exits, or nullopt if it
+  // still runs after `deadline`.
+  std::optional<int> WaitExit(std::chrono::milliseconds deadline) {
+    int status = 0;
+    const bool exited = WaitFor(
+        [&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, deadline);
+    if (!exited) return std::nullopt;
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// True once a progress line "<label>: N records" with N > 0 was printed.
+bool ShowsProgress(const std::string& err, const std::string& label) {
+  const std::string prefix = label + ": ";
+  for (size_t at = err.find(prefix); at != std::string::npos;
+       at = err.find(prefix, at + 1)) {
+    const size_t digit = at + prefix.size();
+    if (digit < err.size() && err[digit] >= '1' && err[digit] <= '9') {
+      return true;
+    }
+  }
+  return false;
 }
 
 class CliE2eTest : public ::testing::Test {
@@ -55,18 +132,7 @@ class CliE2eTest : public ::testing::Test {
 
   // Runs `runnel --bootstrap ADDR ARGS` with `input` on stdin.
   CliResult Run(const std::string& args, const std::string& input = "") {
-    const std::string in = tmp_.Sub("in"), out = tmp_.Sub("out"),
-                      err = tmp_.Sub("err");
-    std::ofstream(in, std::ios::binary) << input;
-    const std::string cmd = absl::StrCat(
-        RUNNEL_CLI_BINARY_PATH, " --bootstrap ", broker_->address(), " ", args,
-        " <", in, " >", out, " 2>", err);
-    const int status = std::system(cmd.c_str());
-    CliResult r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-    r.out = ReadFile(out);
-    r.err = ReadFile(err);
-    return r;
+    return RunCli(tmp_, broker_->address(), args, input);
   }
 
   ScopedTempDir tmp_;
@@ -212,6 +278,91 @@ TEST_F(CliE2eTest, BenchReportsJsonSummary) {
       Run("bench e2e --topic bench --records 500 --rate 5000 --json");
   ASSERT_EQ(e2e.exit_code, 0) << e2e.err;
   EXPECT_THAT(e2e.out, HasSubstr("\"records\":500"));
+}
+
+// Benches against a broker of their own, which the test kills under them.
+class CliBrokerDeathTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    runnel::testing::BrokerProcessOptions options;
+    options.data_dir = tmp_.Sub("data");
+    auto broker = BrokerProcess::Start(options);
+    ASSERT_TRUE(broker.ok()) << broker.status();
+    broker_ = *std::move(broker);
+  }
+  CliResult Run(const std::string& args, const std::string& input = "") {
+    return RunCli(tmp_, broker_->address(), args, input);
+  }
+
+  // Starts `args` in the background, waits until its progress line shows
+  // records, SIGKILLs the broker and returns how the bench exited.
+  std::optional<int> KillBrokerUnder(const std::string& args,
+                                     const std::string& progress_label,
+                                     std::string* err) {
+    const std::string err_path = tmp_.Sub("bench.err");
+    BackgroundCli bench(broker_->address(), args, err_path);
+    EXPECT_TRUE(bench.started());
+    const bool progressing = WaitFor(
+        [&] { return ShowsProgress(ReadFile(err_path), progress_label); },
+        std::chrono::seconds(60));
+    EXPECT_TRUE(progressing) << ReadFile(err_path);
+    RUNNEL_EXPECT_OK(broker_->Kill());
+    // Generous: the bench's own deadline is 2 s after its last record.
+    std::optional<int> code = bench.WaitExit(std::chrono::seconds(60));
+    *err = ReadFile(err_path);
+    return code;
+  }
+
+  ScopedTempDir tmp_;
+  std::unique_ptr<BrokerProcess> broker_;
+};
+
+TEST_F(CliBrokerDeathTest, BenchE2eFailsWhenTheBrokerDies) {
+  ASSERT_EQ(Run("topic create e2e --partitions 1").exit_code, 0);
+  std::string err;
+  std::optional<int> code = KillBrokerUnder(
+      "bench e2e --topic e2e --records 100000000 --rate 1000 --timeout-ms "
+      "2000",
+      "bench e2e received", &err);
+  ASSERT_TRUE(code.has_value()) << "still running after the broker died\n"
+                                << err;
+  EXPECT_NE(*code, 0) << err;
+  EXPECT_THAT(err, HasSubstr("runnel bench e2e: ")) << err;
+}
+
+TEST_F(CliBrokerDeathTest, BenchConsumeFailsWhenTheBrokerDies) {
+  ASSERT_EQ(Run("topic create consumed --partitions 1").exit_code, 0);
+  std::string lines;
+  for (int i = 0; i < 100; ++i) absl::StrAppend(&lines, "record-", i, "\n");
+  ASSERT_EQ(Run("produce consumed", lines).exit_code, 0);
+  // --records beyond the end: it reads the 100 and waits for more.
+  std::string err;
+  std::optional<int> code = KillBrokerUnder(
+      "bench consume --topic consumed --records 1000000 --timeout-ms 2000",
+      "bench consume", &err);
+  ASSERT_TRUE(code.has_value()) << "still running after the broker died\n"
+                                << err;
+  EXPECT_NE(*code, 0) << err;
+  EXPECT_THAT(err, HasSubstr("runnel bench consume: ")) << err;
+}
+
+TEST_F(CliBrokerDeathTest, BenchConsumeWaitsForRecordsProducedLater) {
+  ASSERT_EQ(Run("topic create later --partitions 1").exit_code, 0);
+  ASSERT_EQ(Run("produce later", "a\nb\n").exit_code, 0);
+  const std::string err_path = tmp_.Sub("bench.err");
+  BackgroundCli bench(broker_->address(),
+                      "bench consume --topic later --records 4 --timeout-ms "
+                      "60000",
+                      err_path);
+  ASSERT_TRUE(bench.started());
+  ASSERT_TRUE(WaitFor(
+      [&] { return ShowsProgress(ReadFile(err_path), "bench consume"); },
+      std::chrono::seconds(60)))
+      << ReadFile(err_path);
+  ASSERT_EQ(Run("produce later", "c\nd\n").exit_code, 0);
+  std::optional<int> code = bench.WaitExit(std::chrono::seconds(60));
+  ASSERT_TRUE(code.has_value()) << ReadFile(err_path);
+  EXPECT_EQ(*code, 0) << ReadFile(err_path);
 }
 
 }  // namespace

@@ -227,6 +227,32 @@ TEST_F(PartitionLogTest, BadBatchInTheMiddleOfAnAppendWritesNothing) {
   EXPECT_EQ(log_->size_bytes(), BatchSize());
 }
 
+TEST_F(PartitionLogTest, CallerValidatedAppendStillFramesAndSizesBatches) {
+  config_.max_message_bytes = static_cast<int32_t>(BatchSize());
+  Open();
+  AppendBatches(1);
+  std::string cut = MakeBatch(5, 1000);
+  cut.resize(cut.size() - 1);
+  EXPECT_THAT(log_->Append(MakeBatch(5, 1000) + cut, 0,
+                           BatchValidation::kCallerValidated),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(
+      log_->Append(MakeBatch(6, 1000), 0, BatchValidation::kCallerValidated),
+      StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(log_->log_end_offset(), 5);
+  EXPECT_EQ(log_->size_bytes(), BatchSize());
+  auto result = log_->Append(MakeBatch(5, 2000) + MakeBatch(5, 3000), 4,
+                             BatchValidation::kCallerValidated);
+  ASSERT_THAT(result, IsOk());
+  EXPECT_EQ(result->base_offset, 5);
+  EXPECT_EQ(result->last_offset, 14);
+  std::vector<BatchSummary> views = Split(ReadAll());
+  ASSERT_THAT(views, SizeIs(3));
+  EXPECT_EQ(views[2].base_offset(), 10);
+  EXPECT_EQ(views[2].partition_leader_epoch(), 4);
+  EXPECT_TRUE(views[2].CrcMatches());
+}
+
 TEST_F(PartitionLogTest, OversizedBatchIsRefused) {
   config_.max_message_bytes = 200;
   Open();
@@ -280,6 +306,13 @@ TEST_F(PartitionLogTest, ReadReturnsWholeBatchesUpToMaxBytes) {
   EXPECT_EQ(log_->Read(0, 2 * size - 1)->bytes.size(), size);
   EXPECT_EQ(log_->Read(0, 2 * size + 1)->bytes.size(), 2 * size);
   EXPECT_EQ(log_->Read(0, 0)->bytes.size(), size);  // at least one batch
+  // Without at_least_one_batch the limit holds for the first batch too.
+  auto strict = log_->Read(0, size - 1, INT64_MAX, false);
+  ASSERT_THAT(strict, IsOk());
+  EXPECT_TRUE(strict->bytes.empty());
+  EXPECT_EQ(strict->next_offset, 0);
+  EXPECT_TRUE(log_->Read(0, 0, INT64_MAX, false)->bytes.empty());
+  EXPECT_EQ(log_->Read(0, 2 * size - 1, INT64_MAX, false)->bytes.size(), size);
   EXPECT_EQ(log_->Read(3, 100 * size)->bytes.size(), 4 * size);
   auto at_end = log_->Read(20, 1000);
   ASSERT_THAT(at_end, IsOk());
@@ -335,6 +368,12 @@ TEST_F(PartitionLogTest, OffsetForTimestampFindsTheFirstRecordAtOrAfter) {
   EXPECT_THAT(log_->OffsetForTimestamp(4004), IsOkAndHolds(19));
   EXPECT_THAT(log_->OffsetForTimestamp(4005),
               IsOkAndHolds(kNoOffset));  // after the last
+  // The same lookups with the found record's own timestamp.
+  EXPECT_THAT(log_->RecordForTimestamp(2003),
+              IsOkAndHolds(RecordTimestamp{8, 2003}));
+  EXPECT_THAT(log_->RecordForTimestamp(2500),
+              IsOkAndHolds(RecordTimestamp{10, 3000}));
+  EXPECT_THAT(log_->RecordForTimestamp(4005), IsOkAndHolds(RecordTimestamp{}));
 }
 
 TEST_F(PartitionLogTest, OffsetForTimestampWorksAcrossSegmentsAndReopen) {

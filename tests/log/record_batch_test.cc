@@ -515,6 +515,16 @@ TEST(ValidateBatchTest, CrcMismatchIsInvalidOnWireAndDataLossOnDisk) {
   EXPECT_THAT(ValidateDisk(c), StatusIs(kDataLoss));
 }
 
+TEST(ValidateBatchTest, WithoutCheckCrcABadCrcPassesButRecordsAreChecked) {
+  const ValidateOptions no_crc{.check_crc = false};
+  std::string b = Golden();
+  b[kCrcPos + 3] ^= 0x40;  // only the stored CRC is wrong
+  RUNNEL_EXPECT_OK(ValidateBatch(b, no_crc));
+  std::string c = Golden();
+  StoreBe32(c.data() + kLastOffsetDeltaPos, 2);  // CRC left stale too
+  EXPECT_THAT(ValidateBatch(c, no_crc), StatusIs(kInvalid));
+}
+
 TEST(ValidateBatchTest, FieldsOutsideTheCrcAreNotCovered) {
   std::string b = Golden();
   SetBaseOffset(b.data(), 12345);

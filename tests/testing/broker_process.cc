@@ -10,12 +10,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
 
 #include "common/status_macros.h"
 
@@ -46,6 +49,23 @@ int ExitCode(int wstatus) {
   return -1;
 }
 
+std::string DescribeExit(int code) {
+  if (code > 128) {
+    return absl::StrCat("killed by signal ", code - 128, " (",
+                        strsignal(code - 128), ")");
+  }
+  return absl::StrCat("exit code ", code);
+}
+
+// Whether the running test (or, in a suite's setup or teardown, its suite)
+// has failed.
+bool TestFailed() {
+  if (::testing::Test::HasFailure()) return true;
+  const ::testing::TestSuite* suite =
+      ::testing::UnitTest::GetInstance()->current_test_suite();
+  return suite != nullptr && suite->failed_test_count() > 0;
+}
+
 }  // namespace
 
 std::string DefaultBrokerBinary() {
@@ -54,7 +74,13 @@ std::string DefaultBrokerBinary() {
 }
 
 BrokerProcess::~BrokerProcess() {
-  Kill().IgnoreError();  // test teardown: nothing to report to
+  if (absl::Status alive = CheckAlive(); !alive.ok()) {
+    ADD_FAILURE() << alive.message();
+  } else if (pid_ > 0 && TestFailed()) {
+    PrintStderrTail("the test failed");
+  }
+  // Test teardown: a failure to kill has nobody left to report to.
+  Kill().IgnoreError();
 }
 
 absl::StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(
@@ -63,7 +89,11 @@ absl::StatusOr<std::unique_ptr<BrokerProcess>> BrokerProcess::Start(
     return absl::InvalidArgumentError("BrokerProcess needs a data_dir");
   }
   auto broker = std::unique_ptr<BrokerProcess>(new BrokerProcess(options));
-  RUNNEL_RETURN_IF_ERROR(broker->Launch("127.0.0.1:0", "127.0.0.1:0"));
+  broker->stderr_path_ = options.stderr_path.empty()
+                             ? options.data_dir + ".stderr"
+                             : options.stderr_path;
+  RUNNEL_RETURN_IF_ERROR(
+      broker->Launch(broker->options_.listen, broker->options_.http_listen));
   return broker;
 }
 
@@ -73,8 +103,15 @@ std::string BrokerProcess::address() const {
 
 absl::Status BrokerProcess::Launch(const std::string& listen,
                                    const std::string& http_listen) {
+  const int err_fd = ::open(stderr_path_.c_str(),
+                            O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (err_fd < 0) {
+    return absl::InternalError(
+        absl::StrCat(stderr_path_, ": ", std::strerror(errno)));
+  }
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) {
+    ::close(err_fd);
     return absl::InternalError(absl::StrCat("pipe2: ", std::strerror(errno)));
   }
   std::vector<std::string> args = {
@@ -90,16 +127,19 @@ absl::Status BrokerProcess::Launch(const std::string& listen,
   if (pid < 0) {
     ::close(fds[0]);
     ::close(fds[1]);
+    ::close(err_fd);
     return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
   }
   if (pid == 0) {
     // Child: only async-signal-safe calls until exec.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test
     ::dup2(fds[1], STDOUT_FILENO);
+    ::dup2(err_fd, STDERR_FILENO);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
   ::close(fds[1]);
+  ::close(err_fd);
   pid_ = pid;
   stdout_fd_ = fds[0];
 
@@ -122,9 +162,9 @@ absl::Status BrokerProcess::Launch(const std::string& listen,
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       Kill().IgnoreError();  // reporting the timeout instead
-      return absl::DeadlineExceededError(
-          absl::StrCat(options_.binary, " not ready within ",
-                       options_.start_timeout.count(), " ms"));
+      return absl::DeadlineExceededError(absl::StrCat(
+          options_.binary, " not ready within ", options_.start_timeout.count(),
+          " ms; its stderr (", stderr_path_, ") ends with:\n", StderrTail()));
     }
     pollfd p{stdout_fd_, POLLIN, 0};
     int n = ::poll(&p, 1, static_cast<int>(left.count()));
@@ -136,8 +176,9 @@ absl::Status BrokerProcess::Launch(const std::string& listen,
     if (got <= 0) {  // EOF: the broker exited before it was ready
       absl::StatusOr<int> code = WaitExit(std::chrono::milliseconds(10000));
       return absl::InternalError(absl::StrCat(
-          options_.binary, " exited before it was ready, exit code ",
-          code.ok() ? absl::StrCat(*code) : code.status().ToString()));
+          options_.binary, " exited before it was ready, ",
+          code.ok() ? DescribeExit(*code) : code.status().ToString(),
+          "; its stderr (", stderr_path_, ") ends with:\n", StderrTail()));
     }
     buffer.append(chunk, static_cast<size_t>(got));
   }
@@ -181,16 +222,77 @@ absl::StatusOr<int> BrokerProcess::WaitExit(std::chrono::milliseconds timeout) {
 
 absl::StatusOr<int> BrokerProcess::Stop(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return absl::FailedPreconditionError("broker is not running");
+  RUNNEL_RETURN_IF_ERROR(CheckAlive());
   ::kill(pid_, SIGTERM);
   absl::StatusOr<int> code = WaitExit(timeout);
-  if (!code.ok()) Kill().IgnoreError();  // reporting the timeout instead
+  if (!code.ok()) {
+    PrintStderrTail("it did not stop after SIGTERM");
+    Kill().IgnoreError();  // reporting the timeout instead
+  } else if (*code != 0) {
+    PrintStderrTail(absl::StrCat("it stopped with ", DescribeExit(*code)));
+  }
   return code;
 }
 
 absl::Status BrokerProcess::Kill() {
   if (pid_ <= 0) return absl::OkStatus();
+  RUNNEL_RETURN_IF_ERROR(CheckAlive());
   ::kill(pid_, SIGKILL);
   return WaitExit(std::chrono::milliseconds(30000)).status();
+}
+
+absl::Status BrokerProcess::CheckAlive() {
+  if (pid_ <= 0) return absl::OkStatus();
+  std::optional<int> code = ReapIfExited();
+  if (!code.has_value()) return absl::OkStatus();
+  PrintStderrTail(absl::StrCat("it died on its own, ", DescribeExit(*code)));
+  return DiedError(*code);
+}
+
+std::optional<int> BrokerProcess::ReapIfExited() {
+  int wstatus = 0;
+  pid_t r;
+  do {
+    r = ::waitpid(pid_, &wstatus, WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r != pid_) return std::nullopt;
+  pid_ = -1;
+  if (stdout_fd_ >= 0) ::close(stdout_fd_);
+  stdout_fd_ = -1;
+  return ExitCode(wstatus);
+}
+
+absl::Status BrokerProcess::DiedError(int code) const {
+  return absl::InternalError(absl::StrCat(
+      "runnel-broker (data dir ", options_.data_dir, ") died during the test: ",
+      DescribeExit(code), "; its stderr is in ", stderr_path_));
+}
+
+std::string BrokerProcess::StderrTail(size_t max_bytes) const {
+  std::ifstream in(stderr_path_, std::ios::binary | std::ios::ate);
+  if (!in) return "(no stderr file)\n";
+  const std::streamoff size = in.tellg();
+  const std::streamoff from = std::max<std::streamoff>(
+      0, size - static_cast<std::streamoff>(max_bytes));
+  in.seekg(from);
+  std::string tail(static_cast<size_t>(size - from), '\0');
+  in.read(tail.data(), static_cast<std::streamsize>(tail.size()));
+  // Start at a line boundary unless this is the whole file.
+  if (from > 0) {
+    const size_t newline = tail.find('\n');
+    if (newline != std::string::npos) tail.erase(0, newline + 1);
+  }
+  if (!tail.empty() && tail.back() != '\n') tail.push_back('\n');
+  return tail.empty() ? "(empty)\n" : tail;
+}
+
+void BrokerProcess::PrintStderrTail(const std::string& why) const {
+  std::fprintf(stderr,
+               "---- runnel-broker (data dir %s): %s; last lines of %s ----\n"
+               "%s---- end of broker stderr ----\n",
+               options_.data_dir.c_str(), why.c_str(), stderr_path_.c_str(),
+               StderrTail().c_str());
+  std::fflush(stderr);
 }
 
 absl::Status BrokerProcess::Restart() {

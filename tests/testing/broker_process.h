@@ -7,6 +7,11 @@
 // HTTP servers accept connections), SIGTERM / SIGKILL, and restart on the
 // same data directory and ports.
 //
+// The broker's stderr goes to a file (stderr_path, appended to across
+// restarts). Its tail is printed to the test's stderr when the broker did
+// not start, exited non-zero, died before the test stopped it, or when the
+// test failed, so that CI logs show why a broker died.
+//
 // A test binary that uses this must depend on the broker target so that the
 // binary is built first: add_dependencies(<test> runnel-broker).
 
@@ -14,6 +19,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,12 +33,20 @@ std::string DefaultBrokerBinary();
 
 struct BrokerProcessOptions {
   std::string binary = DefaultBrokerBinary();
-  std::string data_dir;                 // required; created by the broker
+  std::string data_dir;  // required; created by the broker
+  // Where the broker's stderr goes; empty: data_dir + ".stderr" (next to the
+  // data directory, so inside the test's temp dir).
+  std::string stderr_path;
+  // --listen and --http-listen; port 0: a free port, picked by the broker.
+  std::string listen = "127.0.0.1:0";
+  std::string http_listen = "127.0.0.1:0";
   std::vector<std::string> extra_args;  // e.g. {"--log-segment-bytes=1048576"}
   std::chrono::milliseconds start_timeout{30000};
 };
 
-// Thread-compatible. The destructor SIGKILLs a broker still running.
+// Thread-compatible. The destructor SIGKILLs a broker still running; when
+// the broker had already died on its own it reports a test failure (with
+// the stderr tail).
 class BrokerProcess {
  public:
   BrokerProcess(const BrokerProcess&) = delete;
@@ -41,7 +55,7 @@ class BrokerProcess {
 
   // Starts the broker and waits until it is ready. kDeadlineExceeded when it
   // is not ready within start_timeout (it is killed then); kInternal when
-  // it exits early (with its exit status in the message).
+  // it exits early (with its exit status and stderr tail in the message).
   static absl::StatusOr<std::unique_ptr<BrokerProcess>> Start(
       BrokerProcessOptions options);
 
@@ -54,12 +68,22 @@ class BrokerProcess {
   const std::string& data_dir() const { return options_.data_dir; }
 
   // SIGTERM, then waits up to `timeout` for the exit. Returns the exit code,
-  // or 128 + signal number if it died from a signal. kDeadlineExceeded (and
-  // the process is SIGKILLed) if it did not exit in time.
+  // or 128 + signal number if it died from a signal (a non-zero code also
+  // prints the stderr tail). kDeadlineExceeded (and the process is
+  // SIGKILLed) if it did not exit in time; kInternal if it had already
+  // exited on its own before the SIGTERM (it died during the test).
   absl::StatusOr<int> Stop(
       std::chrono::milliseconds timeout = std::chrono::milliseconds(30000));
-  // SIGKILL and reap. OK if not running.
+  // SIGKILL and reap. OK if not running; kInternal if it had already exited
+  // on its own before the SIGKILL (it died during the test).
   absl::Status Kill();
+  // kInternal (with exit status and stderr tail) if the broker exited on its
+  // own; it is reaped then. OK while it runs or after Stop / Kill.
+  absl::Status CheckAlive();
+
+  const std::string& stderr_path() const { return stderr_path_; }
+  // The last lines of the broker's stderr, at most about `max_bytes`.
+  std::string StderrTail(size_t max_bytes = 8192) const;
   // Starts it again on the same data directory and ports (after Stop or
   // Kill; a running broker is stopped first).
   absl::Status Restart();
@@ -71,8 +95,14 @@ class BrokerProcess {
   absl::Status Launch(const std::string& listen,
                       const std::string& http_listen);
   absl::StatusOr<int> WaitExit(std::chrono::milliseconds timeout);
+  // Reaps the broker if it has exited: its exit code, else nullopt.
+  std::optional<int> ReapIfExited();
+  // The kInternal error for a broker that exited with `code` on its own.
+  absl::Status DiedError(int code) const;
+  void PrintStderrTail(const std::string& why) const;
 
   BrokerProcessOptions options_;
+  std::string stderr_path_;
   pid_t pid_ = -1;
   int stdout_fd_ = -1;  // read end of the child's stdout
   int grpc_port_ = 0;

@@ -49,6 +49,10 @@ struct ConsumerOptions {
   // broker pushes batches as they land); false: repeated long-poll Fetch
   // calls (always used with several leaders).
   bool fetch_stream = true;
+  // Verify each fetched batch's CRC32C before decoding it (Kafka's
+  // check.crcs): a corrupt batch fails Poll with kDataLoss and stops its
+  // partition until the next Seek, instead of handing out damaged records.
+  bool check_crcs = true;
 };
 
 // Thread-compatible: one thread uses a consumer at a time (Close may be
