@@ -60,6 +60,10 @@ v1::ErrorCode ToProtoErrorCode(ErrorKind kind) {
       return v1::BROKER_NOT_AVAILABLE;
     case ErrorKind::kInvalidReplicationFactor:
       return v1::INVALID_REPLICATION_FACTOR;
+    case ErrorKind::kInvalidProducerEpoch:
+      return v1::INVALID_PRODUCER_EPOCH;
+    case ErrorKind::kUnknownProducerId:
+      return v1::UNKNOWN_PRODUCER_ID;
   }
   return v1::UNKNOWN;
 }

@@ -60,6 +60,10 @@ constexpr KindInfo kKinds[] = {
      absl::StatusCode::kUnavailable, true},
     {ErrorKind::kInvalidReplicationFactor, "INVALID_REPLICATION_FACTOR",
      absl::StatusCode::kInvalidArgument, false},
+    {ErrorKind::kInvalidProducerEpoch, "INVALID_PRODUCER_EPOCH",
+     absl::StatusCode::kAborted, false},
+    {ErrorKind::kUnknownProducerId, "UNKNOWN_PRODUCER_ID",
+     absl::StatusCode::kFailedPrecondition, false},
 };
 
 const KindInfo& InfoFor(ErrorKind kind) {

@@ -37,6 +37,8 @@ enum class ErrorKind {
   kStorageError,
   kBrokerNotAvailable,
   kInvalidReplicationFactor,
+  kInvalidProducerEpoch,
+  kUnknownProducerId,
 };
 
 // "UNKNOWN_TOPIC_OR_PARTITION", ... (the proto enumerator names).

@@ -4,8 +4,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 #include "broker/errors.h"
+#include "common/check.h"
 #include "log/record_batch.h"
 
 namespace runnel::broker {
@@ -23,6 +25,46 @@ absl::Status ClassifyLogError(absl::Status status, ErrorKind invalid_kind) {
     default:
       return WithKind(std::move(status), ErrorKind::kStorageError);
   }
+}
+
+// How long an idempotent batch that arrived before its predecessor waits
+// for it (see AppendIdempotent).
+constexpr absl::Duration kReorderWait = absl::Milliseconds(50);
+
+// The header fields of one batch the producer state needs.
+struct BatchHeader {
+  ProducerBatchId id;
+  int32_t last_offset_delta = 0;
+  int64_t max_timestamp = -1;
+};
+
+// Whether any batch of `records` (validated: whole, framed batches) comes
+// from an idempotent producer. Header reads only, no CRC.
+bool AnyIdempotent(absl::string_view records) {
+  size_t pos = 0;
+  while (pos < records.size()) {
+    absl::StatusOr<log::RecordBatchView> view = log::RecordBatchView::Parse(
+        std::string_view(records.data() + pos, records.size() - pos));
+    if (!view.ok()) return false;  // ValidateBatches framed them all
+    if (view->producer_id() >= 0) return true;
+    pos += view->size_bytes();
+  }
+  return false;
+}
+
+std::vector<BatchHeader> BatchHeaders(absl::string_view records) {
+  std::vector<BatchHeader> headers;
+  size_t pos = 0;
+  while (pos < records.size()) {
+    absl::StatusOr<log::RecordBatchView> view = log::RecordBatchView::Parse(
+        std::string_view(records.data() + pos, records.size() - pos));
+    RUNNEL_CHECK(view.ok());  // ValidateBatches framed them all
+    headers.push_back(BatchHeader{ProducerBatchId::Of(*view),
+                                  view->last_offset_delta(),
+                                  view->max_timestamp()});
+    pos += view->size_bytes();
+  }
+  return headers;
 }
 
 }  // namespace
@@ -103,30 +145,97 @@ void Partition::Produce(std::string records, Acks acks,
     return done(result);
   }
   const size_t size = records.size();
+  bool duplicate = false;
+  if (AnyIdempotent(records)) {
+    result.status = AppendIdempotent(std::move(records), result, &duplicate);
+  } else {
+    result.status = AppendToLog(std::move(records), result);
+  }
+  if (!result.status.ok()) return done(result);
+  result.log_start_offset = log_->log_start_offset();
+  if (!duplicate) {
+    bytes_in_.fetch_add(size, std::memory_order_relaxed);
+    batches_in_.fetch_add(batches, std::memory_order_relaxed);
+    replica_->OnLeaderAppend(result.last_offset);
+  }
+  if (acks != Acks::kAll) return done(result);
+  // A duplicate is answered like its original: once that is committed.
+  replica_->WhenCommitted(result.last_offset, [result, done = std::move(done)](
+                                                  absl::Status status) mutable {
+    if (!status.ok()) {
+      result.status = ClassifyLogError(status, ErrorKind::kStorageError);
+    }
+    done(std::move(result));
+  });
+}
+
+absl::Status Partition::AppendToLog(std::string records,
+                                    ProduceResult& result) {
   absl::StatusOr<log::PartitionLog::AppendResult> appended =
       log_->Append(std::move(records), replica_->leader_epoch(),
                    log::BatchValidation::kCallerValidated);
   if (!appended.ok()) {
-    result.status =
-        ClassifyLogError(appended.status(), ErrorKind::kInvalidRecord);
-    return done(result);
+    return ClassifyLogError(appended.status(), ErrorKind::kInvalidRecord);
   }
-  bytes_in_.fetch_add(size, std::memory_order_relaxed);
-  batches_in_.fetch_add(batches, std::memory_order_relaxed);
   result.base_offset = appended->base_offset;
   result.last_offset = appended->last_offset;
   result.log_append_time_ms = appended->log_append_time_ms;
-  result.log_start_offset = log_->log_start_offset();
-  replica_->OnLeaderAppend(appended->last_offset);
-  if (acks != Acks::kAll) return done(result);
-  replica_->WhenCommitted(
-      appended->last_offset,
-      [result, done = std::move(done)](absl::Status status) mutable {
-        if (!status.ok()) {
-          result.status = ClassifyLogError(status, ErrorKind::kStorageError);
-        }
-        done(std::move(result));
-      });
+  return absl::OkStatus();
+}
+
+absl::Status Partition::AppendIdempotent(std::string records,
+                                         ProduceResult& result,
+                                         bool* duplicate) {
+  const std::vector<BatchHeader> headers = BatchHeaders(records);
+  std::vector<ProducerBatchId> ids;
+  ids.reserve(headers.size());
+  for (const BatchHeader& h : headers) ids.push_back(h.id);
+  // Held across check, append and update: two requests of one producer
+  // racing must not both pass the check and both append.
+  absl::MutexLock lock(&producer_mu_);
+  absl::StatusOr<SequenceDecision> decision = producer_state_.Check(ids);
+  // gRPC may hand two requests of one producer that are in flight together
+  // to two threads in either order: a batch that arrives just before its
+  // predecessor waits for it a little instead of being refused (which would
+  // cost the producer a retry round trip). Bounded, so a predecessor that
+  // never comes only delays the OUT_OF_ORDER_SEQUENCE answer.
+  const absl::Time deadline = absl::Now() + kReorderWait;
+  while (!decision.ok() && producer_state_.AwaitsEarlierBatch(ids) &&
+         !producer_appended_.WaitWithDeadline(&producer_mu_, deadline)) {
+    decision = producer_state_.Check(ids);
+  }
+  if (!decision.ok()) {
+    return WithKind(absl::Status(decision.status().code(),
+                                 absl::StrCat(id_.ToString(), ": ",
+                                              decision.status().message())),
+                    ErrorKindOf(decision.status()));
+  }
+  if (decision->duplicate) {
+    *duplicate = true;
+    result.base_offset = decision->first_offset;
+    result.last_offset = decision->last_offset;
+    return absl::OkStatus();
+  }
+  if (absl::Status s = AppendToLog(std::move(records), result); !s.ok()) {
+    return s;
+  }
+  log::Offset first = result.base_offset;
+  for (const BatchHeader& h : headers) {
+    const log::Offset last = first + h.last_offset_delta;
+    producer_state_.OnAppended(h.id, first, last,
+                               result.log_append_time_ms >= 0
+                                   ? result.log_append_time_ms
+                                   : h.max_timestamp);
+    first = last + 1;
+  }
+  producer_appended_.SignalAll();
+  return absl::OkStatus();
+}
+
+absl::Status Partition::RebuildProducerState() {
+  absl::ReaderMutexLock lock(&ops_mu_);
+  absl::MutexLock producer_lock(&producer_mu_);
+  return producer_state_.RebuildFromLog(*log_);
 }
 
 ReadResult Partition::Read(log::Offset fetch_offset, size_t max_bytes,

@@ -8,12 +8,14 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 
+#include "broker/producer_state.h"
 #include "broker/replica_state.h"
 #include "broker/topic_partition.h"
 #include "log/log_config.h"
@@ -76,8 +78,19 @@ class Partition {
   // (a batch above max.message.bytes), INVALID_RECORD (records inside a
   // batch), INVALID_REQUEST (no bytes), STORAGE_ERROR, NOT_LEADER,
   // UNKNOWN_TOPIC_OR_PARTITION after deletion. Nothing is written on error.
+  // Idempotent batches (producerId >= 0) are checked against the producer
+  // state first, atomically with the append (ProducerStateManager::Check):
+  // a request made only of duplicates writes nothing and answers with the
+  // original offsets (once they are committed for kAll); sequence errors are
+  // OUT_OF_ORDER_SEQUENCE, INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID,
+  // DUPLICATE_SEQUENCE.
   void Produce(std::string records, Acks acks,
                std::function<void(ProduceResult)> done);
+
+  // Loads the idempotent-producer state from the last two segments of the
+  // log. Call once, before the partition serves requests. Errors: the
+  // log's read errors.
+  absl::Status RebuildProducerState();
 
   // Whole batches from the one containing `fetch_offset`, below the high
   // watermark, up to about `max_bytes` (at least one batch when there is
@@ -120,6 +133,16 @@ class Partition {
   absl::Status ValidateBatches(absl::string_view records,
                                int* batch_count) const;
   absl::Status CheckLive() const ABSL_SHARED_LOCKS_REQUIRED(ops_mu_);
+  // Appends `records` (already validated) and fills `result`'s offsets.
+  absl::Status AppendToLog(std::string records, ProduceResult& result)
+      ABSL_SHARED_LOCKS_REQUIRED(ops_mu_);
+  // The same for a request with at least one idempotent batch: sequence
+  // check, append and producer-state update under producer_mu_. For a
+  // request of duplicates sets `*duplicate` and the original offsets and
+  // writes nothing.
+  absl::Status AppendIdempotent(std::string records, ProduceResult& result,
+                                bool* duplicate)
+      ABSL_SHARED_LOCKS_REQUIRED(ops_mu_) ABSL_LOCKS_EXCLUDED(producer_mu_);
 
   const TopicPartition id_;
   log::PartitionLog* const log_;
@@ -128,6 +151,13 @@ class Partition {
   // Shared by operations, exclusive for MarkDeleted.
   mutable absl::Mutex ops_mu_;
   bool deleted_ ABSL_GUARDED_BY(ops_mu_) = false;
+
+  // Makes the sequence check and the append of idempotent batches atomic.
+  // Taken inside ops_mu_.
+  absl::Mutex producer_mu_;
+  ProducerStateManager producer_state_ ABSL_GUARDED_BY(producer_mu_);
+  // Signalled after every idempotent append (see AppendIdempotent).
+  absl::CondVar producer_appended_;
 
   std::atomic<int32_t> max_message_bytes_;
   std::atomic<uint64_t> bytes_in_{0};

@@ -91,7 +91,9 @@ absl::StatusOr<std::shared_ptr<Partition>> TopicManager::AttachPartition(
       log, options_.broker_id, kLocalLeaderEpoch, [notify, id] {
         if (notify) notify(id);
       });
-  return std::make_shared<Partition>(id, log, std::move(replica));
+  auto partition = std::make_shared<Partition>(id, log, std::move(replica));
+  RUNNEL_RETURN_IF_ERROR(StorageError(partition->RebuildProducerState()));
+  return partition;
 }
 
 std::shared_ptr<const TopicManager::Topic> TopicManager::FindTopic(

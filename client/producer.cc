@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -96,9 +97,23 @@ class Producer::Impl {
                        const grpc::Status& rpc_status);
   // Fails or re-enqueues `batches` of one partition after a retriable error.
   void RetryOrFail(std::vector<std::unique_ptr<ProducerBatch>> batches,
-                   const absl::Status& error);
+                   const absl::Status& error, bool backoff = true);
   void FailAll(std::vector<std::unique_ptr<ProducerBatch>> batches,
                const absl::Status& error);
+  // Completes (`status` OK: with the offsets) or fails `batch` and
+  // deallocates it, in batch order per partition: a batch whose older
+  // sibling is still unresolved (several requests in flight) waits for it.
+  void Finish(std::unique_ptr<ProducerBatch> batch, absl::Status status,
+              int64_t base_offset = -1, int64_t log_append_time_ms = -1);
+  // Idempotent producer, sender thread: asks the bootstrap broker for a
+  // (new) producer id when there is none or `renew`. False on failure (the
+  // sender retries after retry_backoff_ms).
+  bool EnsureIdentity(bool renew);
+  // Idempotent producer: how an error answer for `batches` is handled.
+  void HandleIdempotentError(
+      const TopicPartition& tp,
+      std::vector<std::unique_ptr<ProducerBatch>> batches,
+      const v1::Error& wire_error, const absl::Status& error);
 
   const ProducerOptions options_;
   Clock* const clock_;
@@ -113,6 +128,22 @@ class Producer::Impl {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> metadata_stale_{false};
+  // Sender thread only.
+  ProducerIdentity identity_;
+  // Finished batches waiting for an older one of their partition, by id.
+  struct Finished {
+    std::unique_ptr<ProducerBatch> batch;
+    absl::Status status;
+    int64_t base_offset = -1;
+    int64_t log_append_time_ms = -1;
+  };
+  struct FinishQueue {
+    std::map<uint64_t, Finished> parked;
+    bool running = false;  // a thread is running this partition's callbacks
+  };
+  absl::Mutex finish_mu_;  // taken before the accumulator's
+  absl::flat_hash_map<TopicPartition, FinishQueue> finishing_
+      ABSL_GUARDED_BY(finish_mu_);
   std::thread sender_;
 };
 
@@ -129,6 +160,9 @@ AccumulatorOptions MakeAccumulatorOptions(const ProducerOptions& o,
   a.retry_backoff_ms = o.retry_backoff_ms;
   a.max_request_size = o.max_request_size;
   a.compression = ToLogCompression(o.compression);
+  a.idempotent = o.enable_idempotence;
+  a.max_in_flight_per_partition =
+      o.enable_idempotence ? o.max_in_flight_requests_per_connection : 1;
   a.clock = clock;
   return a;
 }
@@ -234,8 +268,18 @@ void Producer::Impl::RunSender() {
       // Best effort: a failure shows up as a missing leader below.
       metadata_.Refresh({}).IgnoreError();
     }
+    bool identity_ok = true;
+    // Lazily: only once there is something to send.
+    if (options_.enable_idempotence && identity_.generation < 0 &&
+        accumulator_.incomplete_batches() > 0) {
+      identity_ok = EnsureIdentity(false);
+    }
     const int64_t now = clock_->NowMs();
-    RecordAccumulator::DrainResult drained = accumulator_.Drain(now);
+    RecordAccumulator::DrainResult drained = accumulator_.Drain(
+        now, options_.enable_idempotence ? &identity_ : nullptr);
+    if (drained.needs_new_identity && !EnsureIdentity(true)) {
+      identity_ok = false;
+    }
     for (auto& batch : drained.expired) {
       std::vector<std::unique_ptr<ProducerBatch>> one;
       one.push_back(std::move(batch));
@@ -247,9 +291,13 @@ void Producer::Impl::RunSender() {
       SendReady(std::move(drained.ready));
       continue;
     }
+    if (drained.needs_new_identity && identity_ok) continue;
     int64_t wait_ms = 100;
     if (drained.next_ready_ms != std::numeric_limits<int64_t>::max()) {
       wait_ms = std::clamp<int64_t>(drained.next_ready_ms - now, 0, 100);
+    }
+    if (!identity_ok) {
+      wait_ms = std::clamp<int64_t>(options_.retry_backoff_ms, 1, 100);
     }
     accumulator_.AwaitWork(absl::Milliseconds(wait_ms));
   }
@@ -258,14 +306,23 @@ void Producer::Impl::RunSender() {
 void Producer::Impl::SendReady(
     std::vector<std::unique_ptr<ProducerBatch>> ready) {
   // Batches arrive grouped by partition in queue order; keep that order.
+  // Each partition's group is one drained request of it (one Unmute or
+  // Reenqueue when it does not go out).
   absl::flat_hash_map<std::string, std::unique_ptr<ProduceCall>> calls;
   std::vector<std::string> order;
-  for (auto& batch : ready) {
-    const TopicPartition tp = batch->topic_partition();
-    if (absl::Status s = batch->Seal(); !s.ok()) {
-      std::vector<std::unique_ptr<ProducerBatch>> one;
-      one.push_back(std::move(batch));
-      FailAll(std::move(one), s);
+  size_t i = 0;
+  while (i < ready.size()) {
+    const TopicPartition tp = ready[i]->topic_partition();
+    std::vector<std::unique_ptr<ProducerBatch>> group;
+    for (; i < ready.size() && ready[i]->topic_partition() == tp; ++i) {
+      if (absl::Status s = ready[i]->Seal(); !s.ok()) {
+        if (ready[i]->has_sequence()) accumulator_.ResetSequences(tp);
+        Finish(std::move(ready[i]), s);
+        continue;
+      }
+      group.push_back(std::move(ready[i]));
+    }
+    if (group.empty()) {
       accumulator_.Unmute(tp);
       continue;
     }
@@ -273,9 +330,7 @@ void Producer::Impl::SendReady(
     if (leader.empty()) {
       absl::StatusOr<std::string> looked_up = metadata_.LeaderAddress(tp);
       if (!looked_up.ok()) {
-        std::vector<std::unique_ptr<ProducerBatch>> one;
-        one.push_back(std::move(batch));
-        RetryOrFail(std::move(one), looked_up.status());
+        RetryOrFail(std::move(group), looked_up.status());
         continue;
       }
       leader = *looked_up;
@@ -289,11 +344,7 @@ void Producer::Impl::SendReady(
           static_cast<int32_t>(options_.request_timeout_ms));
       order.push_back(leader);
     }
-    if (call->partitions.empty() || call->partitions.back().first != tp) {
-      call->partitions.emplace_back(
-          tp, std::vector<std::unique_ptr<ProducerBatch>>());
-    }
-    call->partitions.back().second.push_back(std::move(batch));
+    call->partitions.emplace_back(tp, std::move(group));
   }
   for (const std::string& address : order) Dispatch(std::move(calls[address]));
 }
@@ -328,6 +379,11 @@ void Producer::Impl::Dispatch(std::unique_ptr<ProduceCall> call) {
       ->async()
       ->Produce(&raw->ctx, &raw->request, &raw->response,
                 [this, raw](grpc::Status status) {
+                  if (status.ok() && options_.testing_drop_response &&
+                      options_.testing_drop_response()) {
+                    status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                          "response dropped by a test hook");
+                  }
                   HandleResponse(raw, status);
                   delete raw;
                   absl::MutexLock lock(&mu_);
@@ -362,16 +418,21 @@ void Producer::Impl::HandlePartition(
   if (!rpc_status.ok()) {
     absl::Status error =
         RpcToStatus(rpc_status, absl::StrCat("produce to ", PartitionName(tp)));
+    // The request may have been handled with only the response lost.
+    for (auto& b : batches) b->set_maybe_written();
     if (IsRetriableRpc(rpc_status)) {
       metadata_stale_ = true;
       RetryOrFail(std::move(batches), error);
     } else {
+      // The broker may or may not have appended them.
+      if (batches.front()->has_sequence()) accumulator_.ResetSequences(tp);
       FailAll(std::move(batches), error);
       accumulator_.Unmute(tp);
     }
     return;
   }
   if (response == nullptr) {
+    if (batches.front()->has_sequence()) accumulator_.ResetSequences(tp);
     FailAll(std::move(batches),
             absl::InternalError(
                 absl::StrCat("produce response lacks ", PartitionName(tp))));
@@ -384,7 +445,9 @@ void Producer::Impl::HandlePartition(
       metadata_.Invalidate(tp.topic);
       metadata_stale_ = true;
     }
-    if (response->error().retriable()) {
+    if (options_.enable_idempotence) {
+      HandleIdempotentError(tp, std::move(batches), response->error(), error);
+    } else if (response->error().retriable()) {
       RetryOrFail(std::move(batches), error);
     } else {
       FailAll(std::move(batches), error);
@@ -394,16 +457,18 @@ void Producer::Impl::HandlePartition(
   }
   int64_t base = response->base_offset();
   for (auto& batch : batches) {
-    batch->Complete(base, response->log_append_time_ms());
-    if (base >= 0) base += batch->record_count();
-    accumulator_.Deallocate(std::move(batch));
+    accumulator_.OnAcked(*batch);
+    const int32_t count = batch->record_count();
+    Finish(std::move(batch), absl::OkStatus(), base,
+           response->log_append_time_ms());
+    if (base >= 0) base += count;
   }
   accumulator_.Unmute(tp);
 }
 
 void Producer::Impl::RetryOrFail(
     std::vector<std::unique_ptr<ProducerBatch>> batches,
-    const absl::Status& error) {
+    const absl::Status& error, bool backoff) {
   if (batches.empty()) return;
   const TopicPartition tp = batches.front()->topic_partition();
   const int64_t now = clock_->NowMs();
@@ -420,6 +485,8 @@ void Producer::Impl::RetryOrFail(
         closing || now + options_.retry_backoff_ms - batch->created_ms() >=
                        options_.delivery_timeout_ms;
     if (expired && retry.empty()) {
+      // Its sequence may or may not be in the log: start over.
+      if (batch->has_sequence()) accumulator_.ResetSequences(tp);
       std::vector<std::unique_ptr<ProducerBatch>> one;
       one.push_back(std::move(batch));
       FailAll(std::move(one),
@@ -435,16 +502,104 @@ void Producer::Impl::RetryOrFail(
   if (retry.empty()) {
     accumulator_.Unmute(tp);
   } else {
-    accumulator_.Reenqueue(std::move(retry), now);
+    accumulator_.Reenqueue(std::move(retry), now, backoff);
   }
+}
+
+bool Producer::Impl::EnsureIdentity(bool renew) {
+  if (identity_.generation >= 0 && !renew) return true;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineAfterMs(options_.request_timeout_ms));
+  v1::InitProducerIdRequest request;
+  v1::InitProducerIdResponse response;
+  grpc::Status status = pool_.Broker(metadata_.bootstrap())
+                            ->InitProducerId(&ctx, request, &response);
+  if (!status.ok() || HasError(response.error())) return false;
+  identity_.producer_id = response.producer_id();
+  identity_.producer_epoch = static_cast<int16_t>(response.producer_epoch());
+  ++identity_.generation;
+  accumulator_.Wakeup();
+  return true;
+}
+
+void Producer::Impl::HandleIdempotentError(
+    const TopicPartition& tp,
+    std::vector<std::unique_ptr<ProducerBatch>> batches,
+    const v1::Error& wire_error, const absl::Status& error) {
+  const bool sequenced = !batches.empty() && batches.front()->has_sequence();
+  switch (wire_error.code()) {
+    case v1::OUT_OF_ORDER_SEQUENCE:
+      // Fatal only when every earlier batch was acknowledged before this
+      // one was sent: otherwise one was missing at the broker (being
+      // retried, or handled after this one: gRPC may reorder requests in
+      // flight). Nothing was written; it goes again, without backoff, once
+      // the earlier requests answered.
+      if (sequenced && !batches.front()->sent_as_oldest()) {
+        return RetryOrFail(std::move(batches), error, /*backoff=*/false);
+      }
+      break;
+    case v1::REQUEST_TIMED_OUT:
+    case v1::STORAGE_ERROR:
+    case v1::UNKNOWN:
+      // Written or not: a retry may be a duplicate.
+      for (auto& b : batches) b->set_maybe_written();
+      if (wire_error.retriable()) return RetryOrFail(std::move(batches), error);
+      break;
+    case v1::UNKNOWN_PRODUCER_ID:
+      // The broker forgot the producer (its state aged out of the log):
+      // start the partition over under a new id and retry.
+      accumulator_.ResetSequences(tp);
+      return RetryOrFail(std::move(batches), error);
+    default:
+      if (wire_error.retriable()) return RetryOrFail(std::move(batches), error);
+      break;
+  }
+  // Fatal for these batches; the later ones of the partition get new
+  // sequences under a new producer id.
+  if (sequenced) accumulator_.ResetSequences(tp);
+  FailAll(std::move(batches), error);
+  accumulator_.Unmute(tp);
 }
 
 void Producer::Impl::FailAll(
     std::vector<std::unique_ptr<ProducerBatch>> batches,
     const absl::Status& error) {
-  for (auto& batch : batches) {
-    batch->Fail(error);
-    accumulator_.Deallocate(std::move(batch));
+  for (auto& batch : batches) Finish(std::move(batch), error);
+}
+
+void Producer::Impl::Finish(std::unique_ptr<ProducerBatch> batch,
+                            absl::Status status, int64_t base_offset,
+                            int64_t log_append_time_ms) {
+  const TopicPartition tp = batch->topic_partition();
+  {
+    absl::MutexLock lock(&finish_mu_);
+    FinishQueue& q = finishing_[tp];
+    const uint64_t id = batch->id();
+    q.parked.emplace(id, Finished{std::move(batch), std::move(status),
+                                  base_offset, log_append_time_ms});
+    if (q.running) return;  // that thread runs this one too, in order
+    q.running = true;
+  }
+  // Callbacks run without the lock: they may call Send.
+  while (true) {
+    Finished next;
+    {
+      absl::MutexLock lock(&finish_mu_);
+      FinishQueue& q = finishing_[tp];
+      if (q.parked.empty() ||
+          q.parked.begin()->first != accumulator_.OldestIncomplete(tp)) {
+        q.running = false;
+        return;
+      }
+      next = std::move(q.parked.begin()->second);
+      q.parked.erase(q.parked.begin());
+    }
+    if (next.status.ok()) {
+      next.batch->Complete(next.base_offset, next.log_append_time_ms);
+    } else {
+      next.batch->Fail(next.status);
+    }
+    accumulator_.Deallocate(std::move(next.batch));
   }
 }
 
@@ -460,6 +615,13 @@ absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(
     return absl::InvalidArgumentError(
         "batch_size, buffer_memory, max_request_size and "
         "max_in_flight_requests must be positive");
+  }
+  if (options.enable_idempotence &&
+      (options.max_in_flight_requests_per_connection < 1 ||
+       options.max_in_flight_requests_per_connection > 5)) {
+    return absl::InvalidArgumentError(
+        "max_in_flight_requests_per_connection must be 1..5 with "
+        "enable_idempotence");
   }
   if (options.linger_ms < 0 || options.max_block_ms < 0 ||
       options.delivery_timeout_ms <= 0 || options.request_timeout_ms <= 0 ||

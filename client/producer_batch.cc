@@ -3,6 +3,8 @@
 #include <utility>
 
 #include "common/check.h"
+#include "common/crc32c.h"
+#include "common/endian.h"
 
 namespace runnel::client {
 
@@ -29,6 +31,32 @@ absl::Status ProducerBatch::Seal() {
   bytes_ = std::move(built).value();
   sealed_ = true;
   return absl::OkStatus();
+}
+
+int32_t ProducerBatch::base_sequence() const {
+  if (sequence_ < 0) return -1;
+  return static_cast<int32_t>(sequence_ % (int64_t{1} << 31));
+}
+
+void ProducerBatch::SetProducerState(int64_t producer_id,
+                                     int16_t producer_epoch, int64_t sequence,
+                                     int64_t generation) {
+  RUNNEL_CHECK(sequence >= 0);
+  sequence_ = sequence;
+  generation_ = generation;
+  if (!sealed_) {
+    builder_.SetProducerState(producer_id, producer_epoch, base_sequence());
+    return;
+  }
+  // The producer fields are inside the CRC: rewrite them, then the CRC.
+  char* header = bytes_.data();
+  StoreBe64(header + log::kProducerIdPos, static_cast<uint64_t>(producer_id));
+  StoreBe16(header + log::kProducerEpochPos,
+            static_cast<uint16_t>(producer_epoch));
+  StoreBe32(header + log::kBaseSequencePos,
+            static_cast<uint32_t>(base_sequence()));
+  StoreBe32(header + log::kCrcPos, Crc32c(header + log::kAttributesPos,
+                                          bytes_.size() - log::kAttributesPos));
 }
 
 void ProducerBatch::Complete(int64_t base_offset, int64_t log_append_time_ms) {

@@ -48,6 +48,36 @@ class ProducerBatch {
   // The encoded batch; only after a successful Seal().
   const std::string& bytes() const { return bytes_; }
 
+  // Idempotent producer: stamps the producer id, epoch and sequence
+  // (`sequence` counts records from 0 without wrapping; the batch carries it
+  // modulo 2^31, which is Kafka's wrap at INT32_MAX). Before Seal() the
+  // fields go into the encoding; on a sealed batch (a retry under a new
+  // producer id) the header is rewritten and the CRC recomputed.
+  // `generation` names the producer identity the stamp belongs to.
+  void SetProducerState(int64_t producer_id, int16_t producer_epoch,
+                        int64_t sequence, int64_t generation);
+  bool has_sequence() const { return sequence_ >= 0; }
+  int64_t sequence() const { return sequence_; }  // -1: none
+  int64_t generation() const { return generation_; }
+  // The wire baseSequence (sequence() modulo 2^31); -1 without one.
+  int32_t base_sequence() const;
+
+  // An attempt ended without knowing whether the broker appended the batch
+  // (lost response, timeout). Sticky: an idempotent retry of such a batch
+  // may be a duplicate, so it is sent alone.
+  bool maybe_written() const { return maybe_written_; }
+  // Idempotent producer: the number of the drained request of its
+  // partition that first carried the batch (0, 1, ...); -1 before.
+  int64_t send_index() const { return send_index_; }
+  void set_send_index(int64_t index) { send_index_ = index; }
+  // Idempotent producer: whether every earlier batch of the partition was
+  // acknowledged when this batch was last drained. Only then does an
+  // OUT_OF_ORDER_SEQUENCE answer mean that the broker lost track of the
+  // producer; otherwise an earlier batch was simply missing.
+  bool sent_as_oldest() const { return sent_as_oldest_; }
+  void set_sent_as_oldest(bool oldest) { sent_as_oldest_ = oldest; }
+  void set_maybe_written() { maybe_written_ = true; }
+
   // Delivery bookkeeping for the sender.
   int attempts() const { return attempts_; }
   void RecordAttempt() { ++attempts_; }
@@ -79,6 +109,11 @@ class ProducerBatch {
   std::string bytes_;
   int attempts_ = 0;
   int64_t retry_after_ms_ = 0;
+  int64_t sequence_ = -1;
+  int64_t generation_ = -1;
+  bool maybe_written_ = false;
+  int64_t send_index_ = -1;
+  bool sent_as_oldest_ = false;
 };
 
 }  // namespace runnel::client

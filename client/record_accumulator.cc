@@ -77,6 +77,7 @@ absl::StatusOr<RecordAccumulator::AppendResult> RecordAccumulator::Append(
                                                         clock_->NowMs(), id));
     q.open_back = true;
     incomplete_.insert(id);
+    q.incomplete.insert(id);
     result.new_batch = true;
   }
   ProducerBatch& batch = *q.batches.back();
@@ -128,18 +129,55 @@ bool RecordAccumulator::ReadyLocked(const PartitionQueue& q,
   return false;
 }
 
+bool RecordAccumulator::ReadyForSequencesLocked(
+    PartitionQueue& q, const ProducerIdentity* identity, DrainResult& result) {
+  if (identity == nullptr || identity->generation < 0) return false;
+  if (q.retry_in_flight) return false;
+  const ProducerBatch& front = *q.batches.front();
+  const bool retry =
+      front.has_sequence() && front.generation() == q.identity.generation;
+  // A retry goes out once every earlier request has answered: then it is
+  // the oldest unresolved batch.
+  if (retry && q.in_flight > 0) return false;
+  if (q.identity.generation >= 0 && !q.reset) return true;
+  if (q.in_flight > 0) return false;
+  if (identity->generation <= q.identity.generation) {
+    result.needs_new_identity = true;
+    return false;
+  }
+  q.identity = *identity;
+  q.next_sequence = 0;
+  q.acked_sequence = 0;
+  q.reset = false;
+  return true;
+}
+
 void RecordAccumulator::DrainPartitionLocked(PartitionQueue& q, int64_t now_ms,
+                                             const ProducerIdentity* identity,
                                              DrainResult& result) {
-  if (q.muted) return;
+  if (q.in_flight >= options_.max_in_flight_per_partition) return;
   // Expire from the front: batches are queued in creation order.
   while (!q.batches.empty() && now_ms - q.batches.front()->created_ms() >=
                                    options_.delivery_timeout_ms) {
     if (q.batches.size() == 1) q.open_back = false;
+    // A stamped batch may or may not have reached the log.
+    if (q.batches.front()->has_sequence()) q.reset = true;
     result.expired.push_back(std::move(q.batches.front()));
     q.batches.pop_front();
   }
+  if (q.batches.empty()) return;
+  if (options_.idempotent && !ReadyForSequencesLocked(q, identity, result)) {
+    return;
+  }
+  auto is_retry = [&q](const ProducerBatch& b) {
+    return b.has_sequence() && b.generation() == q.identity.generation;
+  };
+  const bool retry_alone = options_.idempotent &&
+                           is_retry(*q.batches.front()) &&
+                           q.batches.front()->maybe_written();
   size_t bytes = 0;
   int taken = 0;
+  bool new_request = false;
   while (!q.batches.empty()) {
     ProducerBatch& front = *q.batches.front();
     const bool is_last = q.batches.size() == 1;
@@ -147,20 +185,51 @@ void RecordAccumulator::DrainPartitionLocked(PartitionQueue& q, int64_t now_ms,
     if (taken > 0 && bytes + front.size_bytes() > options_.max_request_size) {
       break;
     }
+    if (options_.idempotent) {
+      if (taken > 0 && is_retry(front) && front.maybe_written()) {
+        break;  // it goes alone, later
+      }
+      if (front.send_index() < 0 && !q.unresolved.empty() &&
+          q.next_send_index - *q.unresolved.begin() >=
+              options_.max_in_flight_per_partition) {
+        break;  // outside the window of the oldest unresolved request
+      }
+    }
     bytes += front.size_bytes();
     ++taken;
     if (is_last) q.open_back = false;
+    if (options_.idempotent && front.generation() != q.identity.generation) {
+      front.SetProducerState(q.identity.producer_id, q.identity.producer_epoch,
+                             q.next_sequence, q.identity.generation);
+      q.next_sequence += front.record_count();
+    }
+    if (options_.idempotent && front.send_index() < 0) {
+      front.set_send_index(q.next_send_index);  // this drained request's
+      q.unresolved.insert(front.send_index());
+      new_request = true;
+    }
+    if (options_.idempotent) {
+      front.set_sent_as_oldest(front.sequence() == q.acked_sequence);
+    }
     result.ready.push_back(std::move(q.batches.front()));
     q.batches.pop_front();
+    if (retry_alone) break;
   }
-  if (taken > 0) q.muted = true;
+  if (new_request) ++q.next_send_index;
+  if (taken > 0) {
+    ++q.in_flight;
+    if (retry_alone) q.retry_in_flight = true;
+  }
 }
 
-RecordAccumulator::DrainResult RecordAccumulator::Drain(int64_t now_ms) {
+RecordAccumulator::DrainResult RecordAccumulator::Drain(
+    int64_t now_ms, const ProducerIdentity* identity) {
   DrainResult result;
   absl::MutexLock lock(&mu_);
   work_ = false;
-  for (auto& [tp, q] : queues_) DrainPartitionLocked(q, now_ms, result);
+  for (auto& [tp, q] : queues_) {
+    DrainPartitionLocked(q, now_ms, identity, result);
+  }
   return result;
 }
 
@@ -168,19 +237,60 @@ void RecordAccumulator::Unmute(const TopicPartition& tp) {
   absl::MutexLock lock(&mu_);
   auto it = queues_.find(tp);
   RUNNEL_CHECK(it != queues_.end());
-  it->second.muted = false;
+  RUNNEL_CHECK(it->second.in_flight > 0);
+  if (--it->second.in_flight == 0) it->second.retry_in_flight = false;
+  work_ = true;
+  work_cv_.Signal();
+}
+
+void RecordAccumulator::OnAcked(const ProducerBatch& batch) {
+  if (!batch.has_sequence()) return;
+  absl::MutexLock lock(&mu_);
+  PartitionQueue& q = queues_[batch.topic_partition()];
+  if (batch.generation() != q.identity.generation) return;
+  q.acked_sequence =
+      std::max(q.acked_sequence, batch.sequence() + batch.record_count());
+}
+
+uint64_t RecordAccumulator::OldestIncomplete(const TopicPartition& tp) const {
+  absl::MutexLock lock(&mu_);
+  auto it = queues_.find(tp);
+  if (it == queues_.end() || it->second.incomplete.empty()) {
+    return std::numeric_limits<uint64_t>::max();
+  }
+  return *it->second.incomplete.begin();
+}
+
+void RecordAccumulator::ResetSequences(const TopicPartition& tp) {
+  absl::MutexLock lock(&mu_);
+  queues_[tp].reset = true;
   work_ = true;
   work_cv_.Signal();
 }
 
 void RecordAccumulator::Reenqueue(
-    std::vector<std::unique_ptr<ProducerBatch>> batches, int64_t now_ms) {
+    std::vector<std::unique_ptr<ProducerBatch>> batches, int64_t now_ms,
+    bool backoff) {
   absl::MutexLock lock(&mu_);
-  for (auto it = batches.rbegin(); it != batches.rend(); ++it) {
-    (*it)->set_retry_after_ms(now_ms + options_.retry_backoff_ms);
-    PartitionQueue& q = queues_[(*it)->topic_partition()];
-    q.muted = false;
-    q.batches.push_front(std::move(*it));
+  std::vector<TopicPartition> finished;
+  for (auto& batch : batches) {
+    batch->set_retry_after_ms(now_ms +
+                              (backoff ? options_.retry_backoff_ms : 0));
+    PartitionQueue& q = queues_[batch->topic_partition()];
+    if (finished.empty() || finished.back() != batch->topic_partition()) {
+      finished.push_back(batch->topic_partition());
+    }
+    // Creation order (batch ids grow per partition): batches of several
+    // failed requests come back in any order, and retry in the original.
+    auto pos = std::find_if(q.batches.begin(), q.batches.end(),
+                            [&](const std::unique_ptr<ProducerBatch>& b) {
+                              return b->id() > batch->id();
+                            });
+    q.batches.insert(pos, std::move(batch));
+  }
+  for (const TopicPartition& tp : finished) {
+    PartitionQueue& q = queues_[tp];
+    if (q.in_flight > 0 && --q.in_flight == 0) q.retry_in_flight = false;
   }
   work_ = true;
   work_cv_.Signal();
@@ -191,6 +301,11 @@ void RecordAccumulator::Deallocate(std::unique_ptr<ProducerBatch> batch) {
   RUNNEL_CHECK(used_memory_ >= batch->reserved_bytes());
   used_memory_ -= batch->reserved_bytes();
   incomplete_.erase(batch->id());
+  PartitionQueue& q = queues_[batch->topic_partition()];
+  q.incomplete.erase(batch->id());
+  if (batch->send_index() >= 0) {
+    q.unresolved.erase(q.unresolved.find(batch->send_index()));
+  }
   memory_cv_.SignalAll();
   done_cv_.SignalAll();
 }

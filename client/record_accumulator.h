@@ -38,17 +38,42 @@ struct AccumulatorOptions {
   // Most bytes drained for one partition at once (one request's share).
   size_t max_request_size = 1 << 20;
   log::Compression compression = log::Compression::kNone;
+  // Drained requests in flight per partition. 1 keeps order by itself; more
+  // needs `idempotent` (the broker's sequence checks keep the order).
+  int max_in_flight_per_partition = 1;
+  // Stamp batches with producer id, epoch and per-partition sequences at
+  // drain time (Drain then needs a ProducerIdentity).
+  bool idempotent = false;
   // Linger, backoff and delivery timeouts follow this clock (borrowed; must
   // outlive the accumulator). Blocking on memory uses real time.
   Clock* clock = nullptr;  // nullptr: SystemClock::Default()
 };
 
+// The producer id and epoch from InitProducerId. `generation` numbers the
+// identities one producer obtained (0, 1, ...): a partition whose sequences
+// had to be reset moves to a newer one.
+struct ProducerIdentity {
+  int64_t producer_id = -1;
+  int16_t producer_epoch = 0;
+  int64_t generation = -1;
+};
+
 // Per-partition queues of ProducerBatches between Producer::Send and the
 // sender. Keeps order per partition: Drain hands out a partition's batches
-// only while none of them is in flight (the partition is "muted" until the
-// sender calls Unmute or Reenqueue). Bounds memory: Append blocks while the
-// buffer is full, up to max_block_ms, then fails with kResourceExhausted.
-// Needs no network, so it is tested on its own. Thread-safe.
+// only while fewer than max_in_flight_per_partition drained requests of it
+// are in flight (each Drain that takes batches of a partition counts one,
+// until the sender calls Unmute or Reenqueue for it). Idempotent mode sends
+// new batches only within max_in_flight_per_partition requests of the
+// oldest unresolved one,
+// stamps each batch once with the partition's next sequence, keeps retried
+// batches in creation order at the front and sends them only when nothing
+// else of their partition is in flight; a retry that may already be in the
+// log (ProducerBatch::maybe_written) goes alone and nothing follows it until
+// it is answered, so for the broker it is a whole duplicate or a whole new
+// batch, and a duplicate is still among the broker's last five runs. Bounds
+// memory: Append blocks while the buffer is full, up to max_block_ms, then
+// fails with kResourceExhausted. Needs no network, so it is tested on its own.
+// Thread-safe.
 class RecordAccumulator {
  public:
   explicit RecordAccumulator(AccumulatorOptions options);
@@ -84,19 +109,40 @@ class RecordAccumulator {
     // Clock time when a batch not ready now becomes ready (linger, backoff);
     // max() when nothing waits.
     int64_t next_ready_ms = std::numeric_limits<int64_t>::max();
+    // Idempotent mode: a partition waits for a producer identity newer than
+    // the one its sequences were reset from (see ResetSequences).
+    bool needs_new_identity = false;
   };
   // Takes the batches that are ready at `now_ms`: a partition's front batch
   // is ready when it is full, lingered long enough, is followed by another
   // batch, or when a flush, Close or a blocked Append is waiting. Takes up to
   // max_request_size bytes per partition (at least one batch).
-  DrainResult Drain(int64_t now_ms);
+  // Idempotent mode: `identity` stamps the batches (nullptr, or one not yet
+  // obtained: nothing is drained, only expired batches are returned).
+  DrainResult Drain(int64_t now_ms, const ProducerIdentity* identity = nullptr);
 
-  // The sender finished with the partition's in-flight batches.
+  // The sender finished with one drained request of the partition.
   void Unmute(const TopicPartition& tp);
-  // Puts failed batches back at the front of their partition (in the given
-  // order), to be retried after retry_backoff_ms, and unmutes it.
+  // Puts failed batches back into their partition's queue in creation
+  // order (ahead of the newer ones), to be retried after retry_backoff_ms
+  // (at once without `backoff`), and counts one request of the partition
+  // as finished.
   void Reenqueue(std::vector<std::unique_ptr<ProducerBatch>> batches,
-                 int64_t now_ms);
+                 int64_t now_ms, bool backoff = true);
+  // Idempotent mode: `batch` was acknowledged. Tracks the partition's
+  // acknowledged sequences (see ProducerBatch::sent_as_oldest, set at
+  // drain).
+  void OnAcked(const ProducerBatch& batch);
+  // Idempotent mode: the partition's sequence state is unusable (a batch with
+  // a sequence failed or expired, or the broker forgot the producer). Once
+  // nothing of it is in flight, its queued batches are stamped anew, from
+  // sequence 0, under a newer identity.
+  void ResetSequences(const TopicPartition& tp);
+
+  // The id of the partition's oldest batch not yet deallocated (max() when
+  // none): completions run in this order.
+  uint64_t OldestIncomplete(const TopicPartition& tp) const;
+
   // Releases a completed (or failed) batch's buffer memory.
   void Deallocate(std::unique_ptr<ProducerBatch> batch);
 
@@ -130,15 +176,38 @@ class RecordAccumulator {
  private:
   struct PartitionQueue {
     std::deque<std::unique_ptr<ProducerBatch>> batches;
-    bool open_back = false;  // batches.back() still takes appends
-    bool muted = false;
+    bool open_back = false;         // batches.back() still takes appends
+    int in_flight = 0;              // drained requests not yet finished
+    std::set<uint64_t> incomplete;  // ids of the batches not deallocated
+    // Idempotent mode: the identity the partition's sequences belong to
+    // (generation -1: none yet), the next sequence to stamp, the end of the
+    // acknowledged ones, and whether a reset is pending.
+    ProducerIdentity identity;
+    int64_t next_sequence = 0;
+    int64_t acked_sequence = 0;
+    bool reset = false;
+    bool retry_in_flight = false;  // a maybe-written retry, sent alone
+    // Send indexes (one per drained request) of the batches sent and not
+    // yet deallocated, and the next one to give out: new batches go out
+    // only within max_in_flight_per_partition requests of the oldest
+    // unresolved one, so that a retry of it is still among the broker's
+    // last five runs.
+    std::multiset<int64_t> unresolved;
+    int64_t next_send_index = 0;
   };
 
   bool ReadyLocked(const PartitionQueue& q, const ProducerBatch& batch,
                    bool is_last, int64_t now_ms, int64_t* next_ready_ms) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DrainPartitionLocked(PartitionQueue& q, int64_t now_ms,
+                            const ProducerIdentity* identity,
                             DrainResult& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Idempotent mode: whether the partition may drain now, adopting
+  // `identity` when it has none or a reset is pending.
+  bool ReadyForSequencesLocked(PartitionQueue& q,
+                               const ProducerIdentity* identity,
+                               DrainResult& result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool WaitForMemoryLocked(size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -71,7 +71,10 @@ absl::Status ErrorToStatus(const v1::Error& error, const std::string& where) {
     case v1::DUPLICATE_SEQUENCE:
       return absl::AlreadyExistsError(message);
     case v1::OUT_OF_ORDER_SEQUENCE:
+    case v1::UNKNOWN_PRODUCER_ID:
       return absl::FailedPreconditionError(message);
+    case v1::INVALID_PRODUCER_EPOCH:
+      return absl::AbortedError(message);
     case v1::THROTTLED:
       return absl::ResourceExhaustedError(message);
     case v1::STORAGE_ERROR:

@@ -212,6 +212,13 @@ class RecordBatchBuilder {
 
   int32_t record_count() const { return record_count_; }
   bool empty() const { return record_count_ == 0; }
+  // Sets the idempotent-producer fields the next Build() writes.
+  void SetProducerState(int64_t producer_id, int16_t producer_epoch,
+                        int32_t base_sequence) {
+    options_.producer_id = producer_id;
+    options_.producer_epoch = producer_epoch;
+    options_.base_sequence = base_sequence;
+  }
   // Size the batch would have uncompressed: header + encoded records.
   size_t uncompressed_size_bytes() const { return records_.size(); }
 

@@ -166,6 +166,9 @@ struct ProducerFlags {
   int64_t linger_ms = 5;
   size_t buffer_memory = 64 << 20;
   size_t max_request_size = 1 << 20;
+  // Producer max.in.flight.requests.per.connection and enable.idempotence.
+  int max_in_flight = 5;
+  bool no_idempotence = false;
   // bench e2e: fail when no record arrived for this long.
   int64_t timeout_ms = 30000;
   bool json = false;
@@ -216,6 +219,14 @@ void AddProducerFlags(CLI::App* cmd, ProducerFlags& f) {
                   "Bytes per partition per request")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-in-flight", f.max_in_flight,
+                  "Producer max.in.flight.requests.per.connection (1..5, "
+                  "requests per partition with idempotence)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 5));
+  cmd->add_flag("--no-idempotence", f.no_idempotence,
+                "Producer enable.idempotence=false (one request in flight "
+                "per partition, no sequence numbers)");
   cmd->add_flag("--json", f.json, "Print the summary as one JSON object");
 }
 
@@ -233,6 +244,8 @@ absl::StatusOr<client::ProducerOptions> MakeProducerOptions(
   o.linger_ms = f.linger_ms;
   o.buffer_memory = f.buffer_memory;
   o.max_request_size = f.max_request_size;
+  o.max_in_flight_requests_per_connection = f.max_in_flight;
+  o.enable_idempotence = !f.no_idempotence;
   return o;
 }
 

@@ -2,6 +2,8 @@
 
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
@@ -560,6 +562,141 @@ TEST_F(BrokerCoreTest, ProducerIdsAreUniqueAcrossRestarts) {
   auto c = core_->InitProducerId();
   ASSERT_THAT(c, IsOk());
   EXPECT_GT(c->producer_id, b->producer_id);
+}
+
+// A batch of an idempotent producer: `count` records from sequence `seq`.
+std::string IdempotentBatch(int64_t pid, int16_t epoch, int32_t seq,
+                            int count) {
+  log::BatchBuilderOptions options;
+  options.producer_id = pid;
+  options.producer_epoch = epoch;
+  options.base_sequence = seq;
+  log::RecordBatchBuilder builder(options);
+  for (int i = 0; i < count; ++i) {
+    builder.Append(1'700'000'000'000 + i, "key", "value" + std::to_string(i));
+  }
+  absl::StatusOr<std::string> batch = builder.Build();
+  EXPECT_TRUE(batch.ok()) << batch.status();
+  return batch.ok() ? *batch : std::string();
+}
+
+TEST_F(BrokerCoreTest, DuplicateBatchReturnsTheOriginalOffsetAndWritesNothing) {
+  CreateTopic("t");
+  auto pid = core_->InitProducerId();
+  ASSERT_THAT(pid, IsOk());
+  ASSERT_THAT(ProduceSync(*core_, "t", 0, MakeBatch(2)).status, IsOk());
+  const std::string first = IdempotentBatch(pid->producer_id, 0, 0, 3);
+  ProduceResult a = ProduceSync(*core_, "t", 0, first);
+  ASSERT_THAT(a.status, IsOk());
+  EXPECT_EQ(a.base_offset, 2);
+  ASSERT_THAT(ProduceSync(*core_, "t", 0, MakeBatch(1)).status, IsOk());
+  const log::Offset end = LogEnd("t");
+  ASSERT_EQ(end, 6);
+
+  for (Acks acks : {Acks::kAll, Acks::kLeader}) {
+    ProduceResult dup = ProduceSync(*core_, "t", 0, first, acks);
+    ASSERT_THAT(dup.status, IsOk());
+    EXPECT_EQ(dup.base_offset, 2);
+    EXPECT_EQ(dup.last_offset, 4);
+  }
+  EXPECT_EQ(LogEnd("t"), end);
+  ProduceResult next =
+      ProduceSync(*core_, "t", 0, IdempotentBatch(pid->producer_id, 0, 3, 1));
+  ASSERT_THAT(next.status, IsOk());
+  EXPECT_EQ(next.base_offset, 6);
+}
+
+TEST_F(BrokerCoreTest, SequenceErrorsAreTypedAndWriteNothing) {
+  CreateTopic("t");
+  const int64_t pid = core_->InitProducerId().value().producer_id;
+  ASSERT_THAT(ProduceSync(*core_, "t", 0, IdempotentBatch(pid, 1, 0, 2)).status,
+              IsOk());
+  EXPECT_EQ(
+      ErrorKindOf(
+          ProduceSync(*core_, "t", 0, IdempotentBatch(pid, 1, 5, 1)).status),
+      ErrorKind::kOutOfOrderSequence);
+  EXPECT_EQ(
+      ErrorKindOf(
+          ProduceSync(*core_, "t", 0, IdempotentBatch(pid, 0, 2, 1)).status),
+      ErrorKind::kInvalidProducerEpoch);
+  EXPECT_EQ(
+      ErrorKindOf(ProduceSync(*core_, "t", 0, IdempotentBatch(pid + 1, 0, 4, 1))
+                      .status),
+      ErrorKind::kUnknownProducerId);
+  // Duplicates and new batches in one request.
+  std::string mixed = IdempotentBatch(pid, 1, 0, 2);
+  mixed += IdempotentBatch(pid, 1, 2, 1);
+  EXPECT_EQ(ErrorKindOf(ProduceSync(*core_, "t", 0, mixed).status),
+            ErrorKind::kDuplicateSequence);
+  EXPECT_EQ(LogEnd("t"), 2);
+}
+
+TEST_F(BrokerCoreTest, SeveralBatchesOfOneProducerInOneRequestAreTracked) {
+  CreateTopic("t");
+  const int64_t pid = core_->InitProducerId().value().producer_id;
+  std::string two = IdempotentBatch(pid, 0, 0, 2);
+  two += IdempotentBatch(pid, 0, 2, 3);
+  ASSERT_THAT(ProduceSync(*core_, "t", 0, two).status, IsOk());
+  ProduceResult dup =
+      ProduceSync(*core_, "t", 0, IdempotentBatch(pid, 0, 2, 3));
+  ASSERT_THAT(dup.status, IsOk());
+  EXPECT_EQ(dup.base_offset, 2);
+  EXPECT_EQ(dup.last_offset, 4);
+  EXPECT_EQ(LogEnd("t"), 5);
+}
+
+TEST_F(BrokerCoreTest, DuplicatesAreDetectedAfterARestart) {
+  CreateTopic("t");
+  const int64_t pid = core_->InitProducerId().value().producer_id;
+  ASSERT_THAT(ProduceSync(*core_, "t", 0, MakeBatch(3)).status, IsOk());
+  const std::string batch = IdempotentBatch(pid, 0, 0, 2);
+  ASSERT_THAT(ProduceSync(*core_, "t", 0, batch).status, IsOk());
+  CloseCore();
+  OpenCore();
+  ProduceResult dup = ProduceSync(*core_, "t", 0, batch);
+  ASSERT_THAT(dup.status, IsOk());
+  EXPECT_EQ(dup.base_offset, 3);
+  EXPECT_EQ(LogEnd("t"), 5);
+  EXPECT_EQ(
+      ErrorKindOf(
+          ProduceSync(*core_, "t", 0, IdempotentBatch(pid, 0, 3, 1)).status),
+      ErrorKind::kOutOfOrderSequence);
+  EXPECT_THAT(ProduceSync(*core_, "t", 0, IdempotentBatch(pid, 0, 2, 1)).status,
+              IsOk());
+}
+
+TEST_F(BrokerCoreTest, RacingRequestsOfOneProducerAppendOnce) {
+  CreateTopic("t");
+  const int64_t pid = core_->InitProducerId().value().producer_id;
+  const std::string batch = IdempotentBatch(pid, 0, 0, 4);
+  constexpr int kRacers = 8;
+  absl::Mutex mu;
+  int done = 0;
+  std::vector<ProduceResult> results(kRacers);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kRacers; ++i) {
+    threads.emplace_back([&, i] {
+      ProduceInput input;
+      input.acks = Acks::kLeader;
+      input.partitions.push_back({{"t", 0}, batch});
+      core_->Produce(std::move(input), [&, i](std::vector<ProduceResult> r) {
+        absl::MutexLock lock(&mu);
+        results[i] = r.at(0);
+        ++done;
+      });
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](int* d) { return *d == kRacers; }, &done));
+    for (const ProduceResult& r : results) {
+      EXPECT_THAT(r.status, IsOk());
+      EXPECT_EQ(r.base_offset, 0);
+    }
+  }
+  EXPECT_EQ(LogEnd("t"), 4);
 }
 
 TEST_F(BrokerCoreTest, MetricsNameEveryPartition) {

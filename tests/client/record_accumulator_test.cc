@@ -1,5 +1,6 @@
 #include "client/record_accumulator.h"
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -165,6 +166,120 @@ TEST_F(RecordAccumulatorTest, ReenqueuedBatchGoesFirstAfterBackoff) {
   ASSERT_EQ(after.ready.size(), 2u);  // both fit in max_request_size
   EXPECT_EQ(after.ready[0]->id(), retried_id);
   EXPECT_GT(after.ready[1]->id(), retried_id);
+}
+
+AccumulatorOptions Idempotent(AccumulatorOptions o) {
+  o.idempotent = true;
+  o.max_in_flight_per_partition = 5;
+  o.max_request_size = 1000;  // one batch per drained request
+  return o;
+}
+
+TEST_F(RecordAccumulatorTest, IdempotentBatchesGetConsecutiveSequences) {
+  RecordAccumulator acc(Idempotent(Options()));
+  for (int i = 0; i < 70; ++i) ASSERT_THAT(Add(acc, tp0_), IsOk());
+  clock_.AdvanceMs(10);
+  // Nothing is drained without a producer identity.
+  EXPECT_TRUE(acc.Drain(clock_.NowMs()).ready.empty());
+  const ProducerIdentity identity{42, 0, 0};
+  std::vector<std::unique_ptr<ProducerBatch>> sent;
+  for (int i = 0; i < 7; ++i) {
+    auto drained = acc.Drain(clock_.NowMs(), &identity);
+    for (auto& b : drained.ready) sent.push_back(std::move(b));
+  }
+  // Five requests in flight, one batch each.
+  ASSERT_EQ(sent.size(), 5u);
+  int64_t expected = 0;
+  for (auto& b : sent) {
+    EXPECT_EQ(b->sequence(), expected);
+    EXPECT_EQ(b->generation(), 0);
+    expected += b->record_count();
+    ASSERT_THAT(b->Seal(), IsOk());
+    auto view = log::RecordBatchView::Parse(b->bytes());
+    ASSERT_THAT(view, IsOk());
+    EXPECT_EQ(view->producer_id(), 42);
+    EXPECT_EQ(view->base_sequence(), b->sequence());
+    EXPECT_TRUE(view->CrcMatches());
+  }
+  // A finished request alone does not open the window: the oldest sent
+  // batch must be resolved first.
+  acc.Unmute(tp0_);
+  EXPECT_TRUE(acc.Drain(clock_.NowMs(), &identity).ready.empty());
+  acc.Deallocate(std::move(sent[0]));
+  auto next = acc.Drain(clock_.NowMs(), &identity);
+  ASSERT_EQ(next.ready.size(), 1u);
+  EXPECT_EQ(next.ready[0]->sequence(), expected);
+}
+
+TEST_F(RecordAccumulatorTest, MaybeWrittenRetryGoesAloneAfterEarlierRequests) {
+  RecordAccumulator acc(Idempotent(Options()));
+  for (int i = 0; i < 40; ++i) ASSERT_THAT(Add(acc, tp0_), IsOk());
+  clock_.AdvanceMs(10);
+  const ProducerIdentity identity{42, 0, 0};
+  auto a = acc.Drain(clock_.NowMs(), &identity);
+  auto b = acc.Drain(clock_.NowMs(), &identity);
+  ASSERT_EQ(a.ready.size(), 1u);
+  ASSERT_EQ(b.ready.size(), 1u);
+  EXPECT_TRUE(a.ready[0]->sent_as_oldest());
+  EXPECT_FALSE(b.ready[0]->sent_as_oldest());
+  const int64_t a_seq = a.ready[0]->sequence();
+  // a's response was lost; b is still in flight: a waits for b.
+  a.ready[0]->set_maybe_written();
+  acc.Reenqueue(std::move(a.ready), clock_.NowMs(), /*backoff=*/false);
+  EXPECT_TRUE(acc.Drain(clock_.NowMs(), &identity).ready.empty());
+  // b was refused (out of order behind a): it is queued behind a.
+  acc.Reenqueue(std::move(b.ready), clock_.NowMs(), /*backoff=*/false);
+  auto retry = acc.Drain(clock_.NowMs(), &identity);
+  ASSERT_EQ(retry.ready.size(), 1u);  // alone
+  EXPECT_EQ(retry.ready[0]->sequence(), a_seq);
+  // Nothing follows it until it is answered.
+  EXPECT_TRUE(acc.Drain(clock_.NowMs(), &identity).ready.empty());
+  acc.OnAcked(*retry.ready[0]);
+  acc.Deallocate(std::move(retry.ready[0]));
+  acc.Unmute(tp0_);
+  auto rest = acc.Drain(clock_.NowMs(), &identity);
+  ASSERT_EQ(rest.ready.size(), 1u);
+  EXPECT_GT(rest.ready[0]->sequence(), a_seq);
+  EXPECT_TRUE(rest.ready[0]->sent_as_oldest());
+}
+
+TEST_F(RecordAccumulatorTest, ResetSequencesRestampsUnderANewIdentity) {
+  RecordAccumulator acc(Idempotent(Options()));
+  for (int i = 0; i < 20; ++i) ASSERT_THAT(Add(acc, tp0_), IsOk());
+  clock_.AdvanceMs(10);
+  const ProducerIdentity first{42, 0, 0};
+  auto a = acc.Drain(clock_.NowMs(), &first);
+  auto b = acc.Drain(clock_.NowMs(), &first);
+  ASSERT_EQ(a.ready.size(), 1u);
+  ASSERT_EQ(b.ready.size(), 1u);
+  ASSERT_THAT(b.ready[0]->Seal(), IsOk());
+  // a failed for good; b comes back (out of order) and must start over.
+  acc.ResetSequences(tp0_);
+  acc.Unmute(tp0_);
+  acc.Reenqueue(std::move(b.ready), clock_.NowMs(), /*backoff=*/false);
+  auto waiting = acc.Drain(clock_.NowMs(), &first);
+  EXPECT_TRUE(waiting.ready.empty());
+  EXPECT_TRUE(waiting.needs_new_identity);
+  const ProducerIdentity second{43, 0, 1};
+  auto again = acc.Drain(clock_.NowMs(), &second);
+  ASSERT_GE(again.ready.size(), 1u);
+  EXPECT_EQ(again.ready[0]->sequence(), 0);
+  EXPECT_EQ(again.ready[0]->generation(), 1);
+  // The sealed batch was rewritten: new producer id and sequence, valid CRC.
+  auto view = log::RecordBatchView::Parse(again.ready[0]->bytes());
+  ASSERT_THAT(view, IsOk());
+  EXPECT_EQ(view->producer_id(), 43);
+  EXPECT_EQ(view->base_sequence(), 0);
+  EXPECT_TRUE(view->CrcMatches());
+}
+
+TEST_F(RecordAccumulatorTest, ProducerBatchSequenceWrapsAtInt32Max) {
+  ProducerBatch batch({"t", 0}, {}, 0, 1);
+  batch.Append(0, std::nullopt, "v", {}, nullptr, 10);
+  batch.SetProducerState(1, 0, (int64_t{1} << 31) + 5, 0);
+  EXPECT_EQ(batch.base_sequence(), 5);
+  batch.SetProducerState(1, 0, (int64_t{1} << 31) - 1, 0);
+  EXPECT_EQ(batch.base_sequence(), std::numeric_limits<int32_t>::max());
 }
 
 TEST_F(RecordAccumulatorTest, DrainTakesAtMostMaxRequestSizePerPartition) {

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <map>
@@ -600,6 +601,178 @@ TEST_F(ClientRestartTest, ProducerRetriesWhileBrokerIsDown) {
     ASSERT_THAT(md, IsOk());
     EXPECT_EQ(md->offset, i + 1);  // in order, after the first record
   }
+}
+
+// Reads `topic`-0 from the start until `want` records arrived (or 20 s).
+std::vector<ConsumerRecord> ReadAll(const std::string& address,
+                                    const std::string& topic, size_t want) {
+  ConsumerOptions co;
+  co.bootstrap = address;
+  co.auto_offset_reset = OffsetReset::kEarliest;
+  co.fetch_max_wait_ms = 100;
+  auto consumer = Consumer::Create(co).value();
+  EXPECT_THAT(consumer->Assign({{topic, 0}}), IsOk());
+  std::vector<ConsumerRecord> got;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (got.size() < want && std::chrono::steady_clock::now() < deadline) {
+    auto records = consumer->Poll(absl::Milliseconds(200));
+    EXPECT_THAT(records, IsOk());
+    if (!records.ok()) break;
+    for (auto& r : *records) got.push_back(std::move(r));
+  }
+  return got;
+}
+
+int64_t EndOffset(const std::string& address, const std::string& topic) {
+  ConsumerOptions co;
+  co.bootstrap = address;
+  auto consumer = Consumer::Create(co).value();
+  auto ends = consumer->EndOffsets({{topic, 0}});
+  EXPECT_THAT(ends, IsOk());
+  return ends.ok() ? ends->at({topic, 0}) : -1;
+}
+
+// Sends `count` records "r<i>" to `topic`-0 and checks that every delivery
+// succeeds, with offsets 0..count-1 in send order, and callbacks in order.
+void SendAndExpectConsecutiveOffsets(Producer& producer,
+                                     const std::string& topic, int count) {
+  absl::Mutex mu;
+  std::vector<int64_t> delivered;  // in callback order
+  std::vector<std::future<absl::StatusOr<RecordMetadata>>> futures;
+  for (int i = 0; i < count; ++i) {
+    auto promise =
+        std::make_shared<std::promise<absl::StatusOr<RecordMetadata>>>();
+    futures.push_back(promise->get_future());
+    RUNNEL_ASSERT_OK(producer.Send(
+        {.topic = topic, .partition = 0, .value = absl::StrCat("r", i)},
+        [&, promise](const absl::StatusOr<RecordMetadata>& md) {
+          {
+            absl::MutexLock lock(&mu);
+            delivered.push_back(md.ok() ? md->offset : -1);
+          }
+          promise->set_value(md);
+        }));
+  }
+  for (int i = 0; i < count; ++i) {
+    auto md = futures[i].get();
+    ASSERT_THAT(md, IsOk()) << "record " << i;
+    EXPECT_EQ(md->offset, i);
+  }
+  absl::MutexLock lock(&mu);
+  ASSERT_EQ(delivered.size(), static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) EXPECT_EQ(delivered[i], i);
+}
+
+void ExpectEachRecordOnceInOrder(const std::string& address,
+                                 const std::string& topic, int count) {
+  std::vector<ConsumerRecord> got = ReadAll(address, topic, count);
+  ASSERT_EQ(got.size(), static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    EXPECT_EQ(got[i].offset, i);
+    EXPECT_EQ(got[i].value, absl::StrCat("r", i));
+  }
+  EXPECT_EQ(EndOffset(address, topic), count);  // once: nothing duplicated
+}
+
+ProducerOptions RetryingProducer(const std::string& address) {
+  ProducerOptions o;
+  o.bootstrap = address;
+  o.acks = Acks::kAll;
+  o.linger_ms = 0;
+  // Many small requests (about one batch each), several in flight.
+  o.batch_size = 1024;
+  o.max_request_size = 1100;
+  o.retry_backoff_ms = 10;
+  o.delivery_timeout_ms = 60000;
+  o.request_timeout_ms = 10000;
+  return o;
+}
+
+TEST_F(ClientRestartTest, IdempotentProducerWritesOnceWhenResponsesAreLost) {
+  auto broker = StartBroker(dir_.Sub("data"));
+  auto admin = Admin::Create({broker->address()}).value();
+  RUNNEL_ASSERT_OK(admin->CreateTopic({"lost-acks", 1}));
+  ProducerOptions o = RetryingProducer(broker->address());
+  // Every third response is lost after the broker appended the records.
+  auto responses = std::make_shared<std::atomic<int>>(0);
+  o.testing_drop_response = [responses] { return ++*responses % 3 == 0; };
+  constexpr int kRecords = 3000;
+  {
+    auto producer = Producer::Create(o).value();
+    SendAndExpectConsecutiveOffsets(*producer, "lost-acks", kRecords);
+  }
+  EXPECT_GT(responses->load(), 20);
+  ExpectEachRecordOnceInOrder(broker->address(), "lost-acks", kRecords);
+}
+
+TEST_F(ClientRestartTest, LostResponsesOfMultiBatchRequestsWriteOnce) {
+  auto broker = StartBroker(dir_.Sub("data"));
+  auto admin = Admin::Create({broker->address()}).value();
+  RUNNEL_ASSERT_OK(admin->CreateTopic({"multi", 1}));
+  ProducerOptions o = RetryingProducer(broker->address());
+  o.batch_size = 256;         // about 20 records per batch...
+  o.max_request_size = 4096;  // ...and about 15 batches per request
+  auto responses = std::make_shared<std::atomic<int>>(0);
+  o.testing_drop_response = [responses] { return ++*responses % 4 == 0; };
+  constexpr int kRecords = 3000;
+  {
+    auto producer = Producer::Create(o).value();
+    SendAndExpectConsecutiveOffsets(*producer, "multi", kRecords);
+  }
+  EXPECT_GT(responses->load(), 4);
+  ExpectEachRecordOnceInOrder(broker->address(), "multi", kRecords);
+}
+
+TEST_F(ClientRestartTest, WithoutIdempotenceLostResponsesDuplicateRecords) {
+  auto broker = StartBroker(dir_.Sub("data"));
+  auto admin = Admin::Create({broker->address()}).value();
+  RUNNEL_ASSERT_OK(admin->CreateTopic({"dups", 1}));
+  ProducerOptions o = RetryingProducer(broker->address());
+  o.enable_idempotence = false;
+  auto responses = std::make_shared<std::atomic<int>>(0);
+  o.testing_drop_response = [responses] { return ++*responses == 1; };
+  auto producer = Producer::Create(o).value();
+  ASSERT_THAT(producer->Send({.topic = "dups", .value = "once"}).get(), IsOk());
+  // The lost response made the producer send the record a second time.
+  EXPECT_EQ(EndOffset(broker->address(), "dups"), 2);
+}
+
+TEST_F(ClientRestartTest, IdempotentProducerWritesOnceAcrossBrokerSigkill) {
+  auto broker = StartBroker(dir_.Sub("data"));
+  auto admin = Admin::Create({broker->address()}).value();
+  RUNNEL_ASSERT_OK(admin->CreateTopic({"killed", 1}));
+  ProducerOptions o = RetryingProducer(broker->address());
+  constexpr int kRecords = 4000;
+  auto producer = Producer::Create(o).value();
+  std::vector<std::future<absl::StatusOr<RecordMetadata>>> futures;
+  absl::Notification half_acked;
+  auto acked = std::make_shared<std::atomic<int>>(0);
+  for (int i = 0; i < kRecords; ++i) {
+    auto promise =
+        std::make_shared<std::promise<absl::StatusOr<RecordMetadata>>>();
+    futures.push_back(promise->get_future());
+    RUNNEL_ASSERT_OK(producer->Send(
+        {.topic = "killed", .partition = 0, .value = absl::StrCat("r", i)},
+        [&half_acked, acked,
+         promise](const absl::StatusOr<RecordMetadata>& md) {
+          if (++*acked == kRecords / 4) half_acked.Notify();
+          promise->set_value(md);
+        }));
+  }
+  // SIGKILL while requests are in flight: some were appended (and fsynced)
+  // but never answered; the producer retries them against the restarted
+  // broker, which knows them from its log.
+  half_acked.WaitForNotification();
+  RUNNEL_ASSERT_OK(broker->Kill());
+  RUNNEL_ASSERT_OK(broker->Restart());
+  for (int i = 0; i < kRecords; ++i) {
+    auto md = futures[i].get();
+    ASSERT_THAT(md, IsOk()) << "record " << i;
+    EXPECT_EQ(md->offset, i);
+  }
+  producer.reset();
+  ExpectEachRecordOnceInOrder(broker->address(), "killed", kRecords);
 }
 
 TEST_F(ClientRestartTest, SigtermRestartKeepsTopicsAndData) {

@@ -12,6 +12,7 @@
 // See docs/client.md for the delivery guarantees.
 
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -49,9 +50,23 @@ struct ProducerOptions {
   int64_t delivery_timeout_ms = 120000;
   int64_t request_timeout_ms = 30000;
   int64_t retry_backoff_ms = 100;
-  // Produce requests in flight per broker (across partitions; a partition
-  // has at most one, which keeps its order).
+  // Produce requests in flight per broker (across partitions).
   int max_in_flight_requests = 16;
+  // Kafka's enable.idempotence (default true, as since Kafka 3.0): the
+  // producer gets a producer id from the broker (InitProducerId, on the
+  // first send) and stamps every batch with it and a per-partition sequence
+  // number, so the broker drops the duplicates that retries create and
+  // refuses gaps: each record is written once, in order. false: no ids or
+  // sequences, and one request in flight per partition keeps the order.
+  bool enable_idempotence = true;
+  // Kafka's max.in.flight.requests.per.connection: produce requests in
+  // flight per partition with enable_idempotence (1..5; Kafka's limit for
+  // idempotence). Without idempotence a partition has one at a time.
+  int max_in_flight_requests_per_connection = 5;
+  // For tests: called for every Produce response the broker sent; true
+  // makes the producer treat it as lost (UNAVAILABLE, retried) although the
+  // broker handled the request. Called on gRPC threads.
+  std::function<bool()> testing_drop_response;
   // Seed of the sticky partitioner (0: random).
   uint64_t partitioner_seed = 0;
   // Clock for record timestamps, linger and timeouts; nullptr: the system

@@ -1,0 +1,260 @@
+#include "broker/producer_state.h"
+
+#include <algorithm>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+#include "broker/errors.h"
+#include "common/check.h"
+#include "common/status_macros.h"
+
+namespace runnel::broker {
+namespace {
+
+constexpr size_t kRebuildReadBytes = size_t{4} << 20;
+// The runs of a producer cover at most this many records (a quarter of the
+// sequence space), so that a sequence's place among them is unambiguous.
+constexpr int64_t kMaxRunRecords = int64_t{1} << 30;
+
+// Kafka's inSequence: `next` directly follows `last`, wrapping at INT32_MAX.
+bool InSequence(int32_t last, int32_t next) {
+  return static_cast<int64_t>(next) == static_cast<int64_t>(last) + 1 ||
+         (next == 0 && last == std::numeric_limits<int32_t>::max());
+}
+
+std::string Describe(const ProducerBatchId& b) {
+  return absl::StrCat("producer ", b.producer_id, " epoch ", b.producer_epoch,
+                      " sequences ", b.base_sequence, "..", b.last_sequence());
+}
+
+}  // namespace
+
+int32_t IncrementSequence(int32_t sequence, int32_t increment) {
+  RUNNEL_DCHECK(increment >= 0);
+  constexpr int32_t kMax = std::numeric_limits<int32_t>::max();
+  if (sequence > kMax - increment) return increment - (kMax - sequence) - 1;
+  return sequence + increment;
+}
+
+ProducerBatchId ProducerBatchId::Of(const log::RecordBatchView& batch) {
+  return ProducerBatchId{batch.producer_id(), batch.producer_epoch(),
+                         batch.base_sequence(), batch.record_count()};
+}
+
+std::optional<ProducerBatchMetadata> ProducerStateManager::FindDuplicate(
+    const Entry& entry, const ProducerBatchId& batch) {
+  if (entry.epoch != batch.producer_epoch) return std::nullopt;
+  constexpr int64_t kSpace = int64_t{1} << 31;
+  const int64_t length = batch.record_count - 1;
+  for (const ProducerBatchMetadata& run : entry.batches) {
+    // Sequences and offsets advance together inside a run, one per record.
+    const int64_t into =
+        (batch.base_sequence - run.first_sequence + kSpace) % kSpace;
+    const int64_t run_length = run.last_offset - run.first_offset;
+    if (into + length > run_length) continue;
+    ProducerBatchMetadata dup = run;
+    dup.first_sequence = batch.base_sequence;
+    dup.last_sequence = batch.last_sequence();
+    dup.first_offset = run.first_offset + into;
+    dup.last_offset = dup.first_offset + length;
+    return dup;
+  }
+  return std::nullopt;
+}
+
+absl::Status ProducerStateManager::CheckNext(const ProducerBatchId& batch,
+                                             Tentative& t) {
+  if (batch.base_sequence < 0 || batch.record_count <= 0) {
+    return MakeError(ErrorKind::kOutOfOrderSequence,
+                     absl::StrCat(Describe(batch), ": invalid sequence"));
+  }
+  if (t.has_epoch && batch.producer_epoch < t.epoch) {
+    return MakeError(
+        ErrorKind::kInvalidProducerEpoch,
+        absl::StrCat(Describe(batch), ": fenced by epoch ", t.epoch));
+  }
+  if (!t.has_epoch || batch.producer_epoch > t.epoch) {
+    // A new producer, or a new epoch of a known one: sequences restart at 0.
+    if (batch.base_sequence != 0) {
+      return MakeError(
+          t.has_epoch ? ErrorKind::kOutOfOrderSequence
+                      : ErrorKind::kUnknownProducerId,
+          absl::StrCat(Describe(batch),
+                       t.has_epoch ? ": a new epoch must start at sequence 0"
+                                   : ": unknown producer id and the first "
+                                     "sequence is not 0"));
+    }
+  } else if (!t.last_sequence.has_value() ||
+             !InSequence(*t.last_sequence, batch.base_sequence)) {
+    return MakeError(ErrorKind::kOutOfOrderSequence,
+                     absl::StrCat(Describe(batch), ": expected sequence ",
+                                  t.last_sequence.has_value()
+                                      ? IncrementSequence(*t.last_sequence, 1)
+                                      : 0));
+  }
+  t.has_epoch = true;
+  t.epoch = batch.producer_epoch;
+  t.last_sequence = batch.last_sequence();
+  t.appended_in_request = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SequenceDecision> ProducerStateManager::Check(
+    absl::Span<const ProducerBatchId> batches) const {
+  absl::flat_hash_map<int64_t, Tentative> tentative;
+  SequenceDecision decision;
+  size_t duplicates = 0;
+  size_t fresh = 0;
+  for (const ProducerBatchId& batch : batches) {
+    if (!batch.idempotent()) {
+      ++fresh;
+      continue;
+    }
+    auto [it, inserted] = tentative.try_emplace(batch.producer_id);
+    Tentative& t = it->second;
+    if (inserted) {
+      auto found = producers_.find(batch.producer_id);
+      if (found != producers_.end()) {
+        t.entry = &found->second;
+        t.has_epoch = true;
+        t.epoch = found->second.epoch;
+        if (!found->second.batches.empty()) {
+          t.last_sequence = found->second.batches.back().last_sequence;
+        }
+      }
+    }
+    if (t.entry != nullptr && !t.appended_in_request) {
+      if (std::optional<ProducerBatchMetadata> dup =
+              FindDuplicate(*t.entry, batch)) {
+        // The answer has one base offset: duplicates must be contiguous.
+        if (duplicates > 0 && dup->first_offset != decision.last_offset + 1) {
+          return MakeError(ErrorKind::kDuplicateSequence,
+                           "the request's duplicate batches are not "
+                           "contiguous in the log; retry them one by one");
+        }
+        if (duplicates == 0) decision.first_offset = dup->first_offset;
+        decision.last_offset = dup->last_offset;
+        ++duplicates;
+        continue;
+      }
+    }
+    RUNNEL_RETURN_IF_ERROR(CheckNext(batch, t));
+    ++fresh;
+  }
+  if (duplicates > 0 && fresh > 0) {
+    return MakeError(ErrorKind::kDuplicateSequence,
+                     "the request mixes duplicate batches with new ones; "
+                     "retry the duplicates alone");
+  }
+  decision.duplicate = duplicates > 0;
+  return decision;
+}
+
+bool ProducerStateManager::AwaitsEarlierBatch(
+    absl::Span<const ProducerBatchId> batches) const {
+  absl::flat_hash_map<int64_t, bool> seen;
+  for (const ProducerBatchId& batch : batches) {
+    if (!batch.idempotent() || !seen.emplace(batch.producer_id, true).second) {
+      continue;
+    }
+    auto it = producers_.find(batch.producer_id);
+    if (it == producers_.end()) {
+      if (batch.base_sequence > 0) return true;
+      continue;
+    }
+    const Entry& entry = it->second;
+    if (entry.epoch != batch.producer_epoch || entry.batches.empty()) continue;
+    const int64_t expected =
+        IncrementSequence(entry.batches.back().last_sequence, 1);
+    // Ahead by less than half the sequence space (wrapping).
+    const int64_t ahead = (static_cast<int64_t>(batch.base_sequence) -
+                           expected + (int64_t{1} << 31)) %
+                          (int64_t{1} << 31);
+    if (ahead > 0 && ahead < (int64_t{1} << 30)) return true;
+  }
+  return false;
+}
+
+void ProducerStateManager::OnAppended(const ProducerBatchId& batch,
+                                      log::Offset first_offset,
+                                      log::Offset last_offset,
+                                      int64_t timestamp_ms) {
+  if (!batch.idempotent()) return;
+  Entry& entry = producers_[batch.producer_id];
+  if (batch.producer_epoch != entry.epoch) {
+    entry.batches.clear();
+    entry.epoch = batch.producer_epoch;
+  }
+  ProducerBatchMetadata* last =
+      entry.batches.empty() ? nullptr : &entry.batches.back();
+  if (last != nullptr && InSequence(last->last_sequence, batch.base_sequence) &&
+      first_offset == last->last_offset + 1 &&
+      last_offset - last->first_offset < kMaxRunRecords) {
+    // Right after the previous batch in both sequence and offset: one run.
+    last->last_sequence = batch.last_sequence();
+    last->last_offset = last_offset;
+    last->timestamp_ms = std::max(last->timestamp_ms, timestamp_ms);
+  } else {
+    entry.batches.push_back(
+        ProducerBatchMetadata{batch.base_sequence, batch.last_sequence(),
+                              first_offset, last_offset, timestamp_ms});
+  }
+  // The remembered runs stay within the last 2^30 sequences of the
+  // producer, so that a sequence reused after the wrap is never mistaken
+  // for a remembered one.
+  int64_t records = 0;
+  for (const ProducerBatchMetadata& run : entry.batches) {
+    records += run.last_offset - run.first_offset + 1;
+  }
+  while (entry.batches.size() > kMaxBatchesPerProducer ||
+         (entry.batches.size() > 1 && records > kMaxRunRecords)) {
+    records -= entry.batches.front().last_offset -
+               entry.batches.front().first_offset + 1;
+    entry.batches.pop_front();
+  }
+}
+
+absl::Status ProducerStateManager::RebuildFromLog(log::PartitionLog& log,
+                                                  int segments) {
+  const std::vector<log::Offset> bases = log.segment_base_offsets();
+  log::Offset offset = log.log_start_offset();
+  if (segments > 0 && bases.size() > static_cast<size_t>(segments)) {
+    offset = std::max(offset, bases[bases.size() - segments]);
+  }
+  while (offset < log.log_end_offset()) {
+    RUNNEL_ASSIGN_OR_RETURN(log::PartitionLog::ReadResult read,
+                            log.Read(offset, kRebuildReadBytes));
+    if (read.bytes.empty()) break;
+    RUNNEL_ASSIGN_OR_RETURN(
+        std::vector<log::RecordBatchView> views,
+        log::SplitBatches(read.bytes, log::BatchSource::kDisk));
+    for (const log::RecordBatchView& view : views) {
+      OnAppended(ProducerBatchId::Of(view), view.base_offset(),
+                 view.last_offset(), view.max_timestamp());
+    }
+    RUNNEL_CHECK(read.next_offset > offset);
+    offset = read.next_offset;
+  }
+  return absl::OkStatus();
+}
+
+std::optional<int16_t> ProducerStateManager::epoch_of(
+    int64_t producer_id) const {
+  auto it = producers_.find(producer_id);
+  if (it == producers_.end()) return std::nullopt;
+  return it->second.epoch;
+}
+
+std::deque<ProducerBatchMetadata> ProducerStateManager::batches_of(
+    int64_t producer_id) const {
+  auto it = producers_.find(producer_id);
+  if (it == producers_.end()) return {};
+  return it->second.batches;
+}
+
+}  // namespace runnel::broker
