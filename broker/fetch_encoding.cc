@@ -6,6 +6,7 @@
 
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/wire_format_lite.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/support/slice.h"
 
 namespace runnel::broker {
@@ -128,13 +129,12 @@ grpc::ByteBuffer SerializeFetchResponse(v1::FetchResponse* response) {
 
 bool ParseFetchRequest(const grpc::ByteBuffer& bytes,
                        v1::FetchRequest* request) {
-  std::vector<grpc::Slice> slices;
-  if (!bytes.Dump(&slices).ok()) return false;
-  std::string flat;
-  for (const grpc::Slice& s : slices) {
-    flat.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return request->ParseFromString(flat);
+  // gRPC's own protobuf reader, straight from the slices. It consumes the
+  // buffer it is given: a copy shares the slices (reference counts only).
+  grpc::ByteBuffer copy(bytes);
+  return grpc::SerializationTraits<v1::FetchRequest>::Deserialize(&copy,
+                                                                  request)
+      .ok();
 }
 
 }  // namespace runnel::broker
