@@ -105,6 +105,8 @@ absl::StatusOr<std::unique_ptr<BrokerCore>> BrokerCore::Open(
   topic_options.broker_id = options.broker_id;
   topic_options.default_num_partitions = options.default_num_partitions;
   topic_options.clock = options.clock;
+  topic_options.timers = core->timers_.get();
+  topic_options.reorder_wait = options.reorder_wait;
   FetchPurgatory* purgatory = core->purgatory_.get();
   topic_options.on_hw_advanced = [purgatory](const TopicPartition& tp) {
     purgatory->Notify(tp);

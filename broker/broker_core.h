@@ -44,6 +44,9 @@ struct BrokerCoreOptions {
   // false: no LogManager background threads (tests).
   bool start_background_threads = true;
   Clock* clock = SystemClock::Default();  // must outlive the core
+  // How long an idempotent request that arrived before its predecessor
+  // waits for it (Partition::Produce).
+  absl::Duration reorder_wait = Partition::kDefaultReorderWait;
   // null: a LocalMetadataStore in data_dir.
   std::unique_ptr<MetadataStore> metadata;
 };

@@ -1,5 +1,7 @@
 #include "broker/partition.h"
 
+#include <algorithm>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -27,17 +29,6 @@ absl::Status ClassifyLogError(absl::Status status, ErrorKind invalid_kind) {
   }
 }
 
-// How long an idempotent batch that arrived before its predecessor waits
-// for it (see AppendIdempotent).
-constexpr absl::Duration kReorderWait = absl::Milliseconds(50);
-
-// The header fields of one batch the producer state needs.
-struct BatchHeader {
-  ProducerBatchId id;
-  int32_t last_offset_delta = 0;
-  int64_t max_timestamp = -1;
-};
-
 // Whether any batch of `records` (validated: whole, framed batches) comes
 // from an idempotent producer. Header reads only, no CRC.
 bool AnyIdempotent(absl::string_view records) {
@@ -52,29 +43,22 @@ bool AnyIdempotent(absl::string_view records) {
   return false;
 }
 
-std::vector<BatchHeader> BatchHeaders(absl::string_view records) {
-  std::vector<BatchHeader> headers;
-  size_t pos = 0;
-  while (pos < records.size()) {
-    absl::StatusOr<log::RecordBatchView> view = log::RecordBatchView::Parse(
-        std::string_view(records.data() + pos, records.size() - pos));
-    RUNNEL_CHECK(view.ok());  // ValidateBatches framed them all
-    headers.push_back(BatchHeader{ProducerBatchId::Of(*view),
-                                  view->last_offset_delta(),
-                                  view->max_timestamp()});
-    pos += view->size_bytes();
-  }
-  return headers;
-}
-
 }  // namespace
 
 Partition::Partition(TopicPartition id, log::PartitionLog* log,
-                     std::unique_ptr<ReplicaState> replica)
+                     std::unique_ptr<ReplicaState> replica, TimerQueue* timers,
+                     absl::Duration reorder_wait)
     : id_(std::move(id)),
       log_(log),
       replica_(std::move(replica)),
+      timers_(timers),
+      reorder_wait_(reorder_wait),
       max_message_bytes_(log->config().max_message_bytes) {}
+
+Partition::~Partition() {
+  FailParked(MakeError(ErrorKind::kBrokerNotAvailable,
+                       absl::StrCat(id_.ToString(), " is closing")));
+}
 
 absl::Status Partition::CheckLive() const {
   if (deleted_) {
@@ -145,20 +129,45 @@ void Partition::Produce(std::string records, Acks acks,
     return done(result);
   }
   const size_t size = records.size();
-  bool duplicate = false;
-  if (AnyIdempotent(records)) {
-    result.status = AppendIdempotent(std::move(records), result, &duplicate);
-  } else {
+  if (!AnyIdempotent(records)) {
     result.status = AppendToLog(std::move(records), result);
+    return FinishProduce(std::move(result), acks, size, batches, false,
+                         std::move(done));
   }
-  if (!result.status.ok()) return done(result);
+  IdempotentRequest request;
+  size_t pos = 0;
+  while (pos < records.size()) {
+    absl::StatusOr<log::RecordBatchView> view = log::RecordBatchView::Parse(
+        std::string_view(records.data() + pos, records.size() - pos));
+    RUNNEL_CHECK(view.ok());  // ValidateBatches framed them all
+    request.headers.push_back(BatchHeader{ProducerBatchId::Of(*view),
+                                          view->last_offset_delta(),
+                                          view->max_timestamp()});
+    request.ids.push_back(request.headers.back().id);
+    pos += view->size_bytes();
+  }
+  request.records = std::move(records);
+  request.acks = acks;
+  request.done = std::move(done);
+  request.bytes = size;
+  request.batches = batches;
+  for (IdempotentRequest& decided : ProduceIdempotent(std::move(request))) {
+    FinishProduce(std::move(decided.result), decided.acks, decided.bytes,
+                  decided.batches, decided.duplicate, std::move(decided.done));
+  }
+}
+
+void Partition::FinishProduce(ProduceResult result, Acks acks, size_t bytes,
+                              int batches, bool duplicate,
+                              std::function<void(ProduceResult)> done) {
+  if (!result.status.ok()) return done(std::move(result));
   result.log_start_offset = log_->log_start_offset();
   if (!duplicate) {
-    bytes_in_.fetch_add(size, std::memory_order_relaxed);
+    bytes_in_.fetch_add(bytes, std::memory_order_relaxed);
     batches_in_.fetch_add(batches, std::memory_order_relaxed);
     replica_->OnLeaderAppend(result.last_offset);
   }
-  if (acks != Acks::kAll) return done(result);
+  if (acks != Acks::kAll) return done(std::move(result));
   // A duplicate is answered like its original: once that is committed.
   replica_->WhenCommitted(result.last_offset, [result, done = std::move(done)](
                                                   absl::Status status) mutable {
@@ -183,53 +192,125 @@ absl::Status Partition::AppendToLog(std::string records,
   return absl::OkStatus();
 }
 
-absl::Status Partition::AppendIdempotent(std::string records,
-                                         ProduceResult& result,
-                                         bool* duplicate) {
-  const std::vector<BatchHeader> headers = BatchHeaders(records);
-  std::vector<ProducerBatchId> ids;
-  ids.reserve(headers.size());
-  for (const BatchHeader& h : headers) ids.push_back(h.id);
-  // Held across check, append and update: two requests of one producer
-  // racing must not both pass the check and both append.
-  absl::MutexLock lock(&producer_mu_);
-  absl::StatusOr<SequenceDecision> decision = producer_state_.Check(ids);
-  // gRPC may hand two requests of one producer that are in flight together
-  // to two threads in either order: a batch that arrives just before its
-  // predecessor waits for it a little instead of being refused (which would
-  // cost the producer a retry round trip). Bounded, so a predecessor that
-  // never comes only delays the OUT_OF_ORDER_SEQUENCE answer.
-  const absl::Time deadline = absl::Now() + kReorderWait;
-  while (!decision.ok() && producer_state_.AwaitsEarlierBatch(ids) &&
-         !producer_appended_.WaitWithDeadline(&producer_mu_, deadline)) {
-    decision = producer_state_.Check(ids);
+std::vector<Partition::IdempotentRequest> Partition::ProduceIdempotent(
+    IdempotentRequest request) {
+  std::vector<IdempotentRequest> decided;
+  uint64_t parked_id = 0;
+  {
+    // Held across check, append and update: two requests of one producer
+    // racing must not both pass the check and both append.
+    absl::MutexLock lock(&producer_mu_);
+    if (!TryAppendIdempotent(request)) {
+      if (timers_ == nullptr) {
+        request.result.status =
+            MakeError(ErrorKind::kOutOfOrderSequence,
+                      absl::StrCat(id_.ToString(),
+                                   ": a batch is ahead of its producer's "
+                                   "sequence"));
+        decided.push_back(std::move(request));
+        return decided;
+      }
+      parked_id = request.park_id = next_park_id_++;
+      parked_.push_back(std::move(request));
+    } else {
+      decided.push_back(std::move(request));
+      // Each append may let parked requests follow, oldest first.
+      bool progress = decided.back().result.status.ok() &&
+                      !decided.back().duplicate && !parked_.empty();
+      while (progress) {
+        progress = false;
+        for (auto it = parked_.begin(); it != parked_.end(); ++it) {
+          if (!TryAppendIdempotent(*it)) continue;
+          progress = it->result.status.ok() && !it->duplicate;
+          decided.push_back(std::move(*it));
+          parked_.erase(it);
+          break;
+        }
+      }
+    }
+  }
+  // Outside producer_mu_: after Stop() the queue runs the callback at once.
+  // A resumed request's timer finds nothing when it fires.
+  if (parked_id != 0) {
+    timers_->RunAt(absl::Now() + reorder_wait_,
+                   [weak = weak_from_this(), parked_id] {
+                     if (auto self = weak.lock()) self->ExpireParked(parked_id);
+                   });
+  }
+  return decided;
+}
+
+bool Partition::TryAppendIdempotent(IdempotentRequest& request) {
+  absl::StatusOr<SequenceDecision> decision =
+      producer_state_.Check(request.ids);
+  if (!decision.ok() && producer_state_.AwaitsEarlierBatch(request.ids)) {
+    return false;
   }
   if (!decision.ok()) {
-    return WithKind(absl::Status(decision.status().code(),
-                                 absl::StrCat(id_.ToString(), ": ",
-                                              decision.status().message())),
-                    ErrorKindOf(decision.status()));
+    request.result.status = WithKind(
+        absl::Status(
+            decision.status().code(),
+            absl::StrCat(id_.ToString(), ": ", decision.status().message())),
+        ErrorKindOf(decision.status()));
+    return true;
   }
   if (decision->duplicate) {
-    *duplicate = true;
-    result.base_offset = decision->first_offset;
-    result.last_offset = decision->last_offset;
-    return absl::OkStatus();
+    request.duplicate = true;
+    request.result.base_offset = decision->first_offset;
+    request.result.last_offset = decision->last_offset;
+    return true;
   }
-  if (absl::Status s = AppendToLog(std::move(records), result); !s.ok()) {
-    return s;
-  }
-  log::Offset first = result.base_offset;
-  for (const BatchHeader& h : headers) {
+  request.result.status =
+      AppendToLog(std::move(request.records), request.result);
+  if (!request.result.status.ok()) return true;
+  log::Offset first = request.result.base_offset;
+  for (const BatchHeader& h : request.headers) {
     const log::Offset last = first + h.last_offset_delta;
     producer_state_.OnAppended(h.id, first, last,
-                               result.log_append_time_ms >= 0
-                                   ? result.log_append_time_ms
+                               request.result.log_append_time_ms >= 0
+                                   ? request.result.log_append_time_ms
                                    : h.max_timestamp);
     first = last + 1;
   }
-  producer_appended_.SignalAll();
-  return absl::OkStatus();
+  return true;
+}
+
+void Partition::ExpireParked(uint64_t park_id) {
+  std::optional<IdempotentRequest> expired;
+  {
+    absl::MutexLock lock(&producer_mu_);
+    auto it = std::find_if(
+        parked_.begin(), parked_.end(),
+        [park_id](const IdempotentRequest& r) { return r.park_id == park_id; });
+    if (it == parked_.end()) return;  // resumed, or failed
+    absl::StatusOr<SequenceDecision> decision = producer_state_.Check(it->ids);
+    expired = std::move(*it);
+    parked_.erase(it);
+    expired->result.status =
+        decision.ok()
+            ? MakeError(ErrorKind::kOutOfOrderSequence,
+                        absl::StrCat(id_.ToString(),
+                                     ": the batch before this one did not "
+                                     "arrive within ",
+                                     absl::FormatDuration(reorder_wait_)))
+            : WithKind(absl::Status(decision.status().code(),
+                                    absl::StrCat(id_.ToString(), ": ",
+                                                 decision.status().message())),
+                       ErrorKindOf(decision.status()));
+  }
+  expired->done(std::move(expired->result));
+}
+
+void Partition::FailParked(const absl::Status& status) {
+  std::vector<IdempotentRequest> parked;
+  {
+    absl::MutexLock lock(&producer_mu_);
+    parked.swap(parked_);
+  }
+  for (IdempotentRequest& request : parked) {
+    request.result.status = status;
+    request.done(std::move(request.result));
+  }
 }
 
 absl::Status Partition::RebuildProducerState() {
@@ -322,8 +403,13 @@ void Partition::SetConfig(const log::LogConfig& config) {
 }
 
 void Partition::MarkDeleted() {
-  absl::WriterMutexLock lock(&ops_mu_);
-  deleted_ = true;
+  {
+    absl::WriterMutexLock lock(&ops_mu_);
+    deleted_ = true;
+  }
+  FailParked(
+      MakeError(ErrorKind::kUnknownTopicOrPartition,
+                absl::StrCat("partition ", id_.ToString(), " was deleted")));
 }
 
 }  // namespace runnel::broker

@@ -14,9 +14,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 #include "broker/producer_state.h"
 #include "broker/replica_state.h"
+#include "broker/timer_queue.h"
 #include "broker/topic_partition.h"
 #include "log/log_config.h"
 #include "log/partition_log.h"
@@ -60,11 +62,19 @@ struct PartitionState {
 // Thread-safe. Operations run concurrently (the log serializes appends);
 // MarkDeleted() waits for running operations and fails later ones with
 // UNKNOWN_TOPIC_OR_PARTITION, after which the log may be deleted.
-class Partition {
+// Owned by a std::shared_ptr (the reorder timers hold weak references).
+class Partition : public std::enable_shared_from_this<Partition> {
  public:
+  // How long, by default, an idempotent request that arrived before its
+  // predecessor is parked, waiting for it (see Produce).
+  static constexpr absl::Duration kDefaultReorderWait = absl::Milliseconds(50);
+
   // `log` must outlive this object or MarkDeleted(), whichever comes first.
+  // `timers` (may be null: no reorder wait) must outlive this object.
   Partition(TopicPartition id, log::PartitionLog* log,
-            std::unique_ptr<ReplicaState> replica);
+            std::unique_ptr<ReplicaState> replica, TimerQueue* timers = nullptr,
+            absl::Duration reorder_wait = kDefaultReorderWait);
+  ~Partition();  // fails the parked requests
   Partition(const Partition&) = delete;
   Partition& operator=(const Partition&) = delete;
 
@@ -83,7 +93,11 @@ class Partition {
   // a request made only of duplicates writes nothing and answers with the
   // original offsets (once they are committed for kAll); sequence errors are
   // OUT_OF_ORDER_SEQUENCE, INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID,
-  // DUPLICATE_SEQUENCE.
+  // DUPLICATE_SEQUENCE. gRPC may hand a producer's pipelined requests to
+  // two threads in either order: a request whose batches are ahead of the
+  // sequence the producer state expects is parked, without holding a
+  // thread, and resumed right after the append of its predecessor; if that
+  // does not come within the reorder wait it fails with the sequence error.
   void Produce(std::string records, Acks acks,
                std::function<void(ProduceResult)> done);
 
@@ -127,6 +141,27 @@ class Partition {
   }
 
  private:
+  // The header fields of one batch the producer state needs.
+  struct BatchHeader {
+    ProducerBatchId id;
+    int32_t last_offset_delta = 0;
+    int64_t max_timestamp = -1;
+  };
+  // A produce request that carries idempotent batches, from its check to
+  // its answer (it may be parked in between).
+  struct IdempotentRequest {
+    std::string records;
+    std::vector<BatchHeader> headers;
+    std::vector<ProducerBatchId> ids;
+    Acks acks = Acks::kLeader;
+    std::function<void(ProduceResult)> done;
+    size_t bytes = 0;
+    int batches = 0;
+    uint64_t park_id = 0;
+    ProduceResult result;
+    bool duplicate = false;
+  };
+
   // Every check of log::ValidateBatch, once (the log does not repeat them),
   // typed: framing, magic, truncation and CRC -> CORRUPT_MESSAGE, size ->
   // RECORD_TOO_LARGE, the rest (records, codec, counts) -> INVALID_RECORD.
@@ -136,17 +171,32 @@ class Partition {
   // Appends `records` (already validated) and fills `result`'s offsets.
   absl::Status AppendToLog(std::string records, ProduceResult& result)
       ABSL_SHARED_LOCKS_REQUIRED(ops_mu_);
-  // The same for a request with at least one idempotent batch: sequence
-  // check, append and producer-state update under producer_mu_. For a
-  // request of duplicates sets `*duplicate` and the original offsets and
-  // writes nothing.
-  absl::Status AppendIdempotent(std::string records, ProduceResult& result,
-                                bool* duplicate)
+  // The rest of Produce after the append (or its failure): counters, the
+  // high watermark, and `done` per `acks`.
+  void FinishProduce(ProduceResult result, Acks acks, size_t bytes, int batches,
+                     bool duplicate, std::function<void(ProduceResult)> done)
+      ABSL_SHARED_LOCKS_REQUIRED(ops_mu_);
+  // Checks `request` against the producer state, then parks it or appends
+  // it; appends the parked requests that then follow. Returns the requests
+  // it decided (appended, duplicate or failed), in append order.
+  std::vector<IdempotentRequest> ProduceIdempotent(IdempotentRequest request)
       ABSL_SHARED_LOCKS_REQUIRED(ops_mu_) ABSL_LOCKS_EXCLUDED(producer_mu_);
+  // The sequence check, and the append and producer-state update if it
+  // passes, filling `request.result`. false (nothing done) when the
+  // batches wait for an earlier batch of their producer.
+  bool TryAppendIdempotent(IdempotentRequest& request)
+      ABSL_SHARED_LOCKS_REQUIRED(ops_mu_)
+          ABSL_EXCLUSIVE_LOCKS_REQUIRED(producer_mu_);
+  // Timer: fails the parked request `park_id` if it is still parked.
+  void ExpireParked(uint64_t park_id) ABSL_LOCKS_EXCLUDED(producer_mu_);
+  // Fails every parked request with `status`.
+  void FailParked(const absl::Status& status) ABSL_LOCKS_EXCLUDED(producer_mu_);
 
   const TopicPartition id_;
   log::PartitionLog* const log_;
   const std::unique_ptr<ReplicaState> replica_;
+  TimerQueue* const timers_;
+  const absl::Duration reorder_wait_;
 
   // Shared by operations, exclusive for MarkDeleted.
   mutable absl::Mutex ops_mu_;
@@ -156,8 +206,9 @@ class Partition {
   // Taken inside ops_mu_.
   absl::Mutex producer_mu_;
   ProducerStateManager producer_state_ ABSL_GUARDED_BY(producer_mu_);
-  // Signalled after every idempotent append (see AppendIdempotent).
-  absl::CondVar producer_appended_;
+  // Requests waiting for an earlier batch of their producer, oldest first.
+  std::vector<IdempotentRequest> parked_ ABSL_GUARDED_BY(producer_mu_);
+  uint64_t next_park_id_ ABSL_GUARDED_BY(producer_mu_) = 1;
 
   std::atomic<int32_t> max_message_bytes_;
   std::atomic<uint64_t> bytes_in_{0};

@@ -19,6 +19,7 @@
 
 #include "broker/metadata_store.h"
 #include "broker/partition.h"
+#include "broker/timer_queue.h"
 #include "broker/topic_config.h"
 #include "broker/topic_partition.h"
 #include "common/clock.h"
@@ -37,6 +38,9 @@ struct TopicManagerOptions {
   int32_t broker_id = 0;
   int32_t default_num_partitions = 1;     // for NewTopicSpec::num_partitions 0
   Clock* clock = SystemClock::Default();  // creation times
+  // For the partitions' reorder wait (Partition::Produce); may be null.
+  TimerQueue* timers = nullptr;  // must outlive the manager
+  absl::Duration reorder_wait = Partition::kDefaultReorderWait;
   // Called (cheap, non-blocking, from the log's I/O thread) when a
   // partition's high watermark advances.
   std::function<void(const TopicPartition&)> on_hw_advanced;

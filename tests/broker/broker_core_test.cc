@@ -32,10 +32,11 @@ class BrokerCoreTest : public ::testing::Test {
   void SetUp() override { OpenCore(); }
   void TearDown() override { CloseCore(); }
 
-  void OpenCore() {
+  void OpenCore(absl::Duration reorder_wait = Partition::kDefaultReorderWait) {
     BrokerCoreOptions options;
     options.data_dir = dir_.Sub("data");
     options.start_background_threads = false;
+    options.reorder_wait = reorder_wait;
     auto core = BrokerCore::Open(std::move(options));
     ASSERT_THAT(core, IsOk());
     core_ = *std::move(core);
@@ -663,6 +664,87 @@ TEST_F(BrokerCoreTest, DuplicatesAreDetectedAfterARestart) {
       ErrorKind::kOutOfOrderSequence);
   EXPECT_THAT(ProduceSync(*core_, "t", 0, IdempotentBatch(pid, 0, 2, 1)).status,
               IsOk());
+}
+
+// A produce request to t-0 whose answer the test collects later.
+struct PendingProduce {
+  absl::Notification done;
+  ProduceResult result;
+};
+void StartProduce(BrokerCore& core, std::string records, PendingProduce& out) {
+  ProduceInput input;
+  input.acks = Acks::kLeader;
+  input.partitions.push_back({{"t", 0}, std::move(records)});
+  core.Produce(std::move(input), [&out](std::vector<ProduceResult> r) {
+    out.result = r.at(0);
+    out.done.Notify();
+  });
+}
+ProduceResult Await(PendingProduce& p) {
+  EXPECT_TRUE(p.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  return p.result;
+}
+
+TEST_F(BrokerCoreTest, RequestsAheadOfTheirPredecessorsWaitWithoutAThread) {
+  CloseCore();
+  OpenCore(absl::Minutes(10));  // never expires during the test
+  CreateTopic("t");
+  const int64_t pid = core_->InitProducerId().value().producer_id;
+  // All three from this one thread: a parked request must not hold it.
+  PendingProduce third, second, first;
+  StartProduce(*core_, IdempotentBatch(pid, 0, 5, 2), third);
+  StartProduce(*core_, IdempotentBatch(pid, 0, 3, 2), second);
+  EXPECT_FALSE(third.done.HasBeenNotified());
+  EXPECT_FALSE(second.done.HasBeenNotified());
+  EXPECT_EQ(LogEnd("t"), 0);
+  StartProduce(*core_, IdempotentBatch(pid, 0, 0, 3), first);
+  ProduceResult a = Await(first), b = Await(second), c = Await(third);
+  ASSERT_THAT(a.status, IsOk());
+  ASSERT_THAT(b.status, IsOk());
+  ASSERT_THAT(c.status, IsOk());
+  EXPECT_EQ(a.base_offset, 0);
+  EXPECT_EQ(b.base_offset, 3);
+  EXPECT_EQ(c.base_offset, 5);
+  EXPECT_EQ(c.last_offset, 6);
+  EXPECT_EQ(LogEnd("t"), 7);
+}
+
+TEST_F(BrokerCoreTest, AParkedRequestWhosePredecessorNeverComesFails) {
+  CloseCore();
+  OpenCore(absl::Milliseconds(20));
+  CreateTopic("t");
+  const int64_t pid = core_->InitProducerId().value().producer_id;
+  ASSERT_THAT(ProduceSync(*core_, "t", 0, IdempotentBatch(pid, 0, 0, 2)).status,
+              IsOk());
+  ProduceResult gap =
+      ProduceSync(*core_, "t", 0, IdempotentBatch(pid, 0, 4, 1), Acks::kLeader);
+  EXPECT_EQ(ErrorKindOf(gap.status), ErrorKind::kOutOfOrderSequence)
+      << gap.status;
+  EXPECT_EQ(LogEnd("t"), 2);
+  ProduceResult next =
+      ProduceSync(*core_, "t", 0, IdempotentBatch(pid, 0, 2, 1), Acks::kLeader);
+  ASSERT_THAT(next.status, IsOk());
+  EXPECT_EQ(next.base_offset, 2);
+}
+
+TEST_F(BrokerCoreTest, ParkedRequestsAreAnsweredOnDeleteAndOnClose) {
+  CloseCore();
+  OpenCore(absl::Minutes(10));
+  CreateTopic("t");
+  const int64_t pid = core_->InitProducerId().value().producer_id;
+  PendingProduce deleted;
+  StartProduce(*core_, IdempotentBatch(pid, 0, 3, 1), deleted);
+  RUNNEL_ASSERT_OK(core_->topics().DeleteTopic("t"));
+  EXPECT_EQ(ErrorKindOf(Await(deleted).status),
+            ErrorKind::kUnknownTopicOrPartition);
+
+  CreateTopic("t");
+  PendingProduce closed;
+  StartProduce(*core_, IdempotentBatch(pid, 0, 3, 1), closed);
+  EXPECT_FALSE(closed.done.HasBeenNotified());
+  CloseCore();
+  EXPECT_TRUE(closed.done.HasBeenNotified());
+  EXPECT_NE(ErrorKindOf(closed.result.status), ErrorKind::kNone);
 }
 
 TEST_F(BrokerCoreTest, RacingRequestsOfOneProducerAppendOnce) {
