@@ -1,6 +1,8 @@
 #include "broker/grpc_services.h"
 
 #include <algorithm>
+#include <deque>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -149,6 +151,128 @@ class FetchStreamReactor final
   std::atomic<bool> cancelled_{false};
 };
 
+// ProduceStream: reads one request at a time and hands it to the core
+// before reading the next (the append order is the stream's order); writes
+// the answers as they complete, one write at a time. Finishes once the
+// client half-closed (or the broker refused a request while shutting down)
+// and every request taken is answered. Owns itself until OnDone.
+class ProduceStreamReactor final
+    : public grpc::ServerBidiReactor<v1::ProduceStreamRequest,
+                                     v1::ProduceStreamResponse> {
+ public:
+  ProduceStreamReactor(BrokerCore* core, RequestGate* gate)
+      : core_(core), gate_(gate) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return EndReading(grpc::Status::OK);
+    if (!gate_->Enter()) return EndReading(kShuttingDown);
+    const absl::Time start = absl::Now();
+    const uint64_t id = request_.correlation_id();
+    // Kept for the answer's shape; the records are moved out of it.
+    auto shape = std::make_shared<v1::ProduceRequest>(
+        std::move(*request_.mutable_request()));
+    const Acks acks = AcksFromProto(shape->acks());
+    const int partitions = CountPartitions(*shape);
+    ProduceInput input = ProduceInputFromProto(shape.get());
+    {
+      absl::MutexLock lock(&mu_);
+      ++pending_;
+    }
+    core_->Produce(std::move(input), [=, this](
+                                         std::vector<ProduceResult> results) {
+      v1::ProduceStreamResponse response;
+      response.set_correlation_id(id);
+      const int errors = ProduceResponseToProto(
+          *shape, acks, std::move(results), response.mutable_response());
+      core_->metrics().RecordRequest(Api::kProduce, absl::Now() - start,
+                                     partitions > 0 && errors == partitions);
+      core_->metrics().RecordPartitionErrors(Api::kProduce, errors);
+      Answer(std::move(response));
+      gate_->Exit();
+    });
+    // Only now: the next request is appended after this one.
+    StartRead(&request_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool next = false;
+    bool finish = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!ok) {
+        write_failed_ = true;  // the client is gone: drop the answers
+        answers_.clear();
+      }
+      if (!answers_.empty()) {
+        writing_ = std::move(answers_.front());
+        answers_.pop_front();
+        next = true;
+      } else {
+        write_in_flight_ = false;
+        finish = ShouldFinishLocked();
+      }
+    }
+    if (next) return StartWrite(&writing_);
+    if (finish) Finish(status_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void EndReading(const grpc::Status& status) {
+    bool finish;
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = false;
+      status_ = status;
+      finish = ShouldFinishLocked();
+    }
+    if (finish) Finish(status_);
+  }
+
+  // From the core's callback (any thread).
+  void Answer(v1::ProduceStreamResponse response) {
+    bool start_write = false;
+    bool finish = false;
+    {
+      absl::MutexLock lock(&mu_);
+      --pending_;
+      if (!write_failed_) {
+        if (write_in_flight_) {
+          answers_.push_back(std::move(response));
+        } else {
+          writing_ = std::move(response);
+          write_in_flight_ = start_write = true;
+        }
+      }
+      if (!start_write) finish = ShouldFinishLocked();
+    }
+    if (start_write) StartWrite(&writing_);
+    if (finish) Finish(status_);
+  }
+
+  bool ShouldFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (reading_ || pending_ > 0 || write_in_flight_ || finished_) return false;
+    finished_ = true;
+    return true;
+  }
+
+  BrokerCore* const core_;
+  RequestGate* const gate_;
+  v1::ProduceStreamRequest request_;  // gRPC's read target
+  absl::Mutex mu_;
+  bool reading_ ABSL_GUARDED_BY(mu_) = true;
+  int pending_ ABSL_GUARDED_BY(mu_) = 0;  // requests in the core
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_;                // set before finished_, read after
+  v1::ProduceStreamResponse writing_;  // in flight until OnWriteDone
+  std::deque<v1::ProduceStreamResponse> answers_ ABSL_GUARDED_BY(mu_);
+};
+
 }  // namespace
 
 // --- Broker service ---------------------------------------------------------
@@ -175,6 +299,11 @@ grpc::ServerUnaryReactor* BrokerService::Produce(
                 errors, partitions > 0 && errors == partitions);
   });
   return reactor;
+}
+
+grpc::ServerBidiReactor<v1::ProduceStreamRequest, v1::ProduceStreamResponse>*
+BrokerService::ProduceStream(grpc::CallbackServerContext* context) {
+  return new ProduceStreamReactor(core_, gate_);
 }
 
 grpc::ServerUnaryReactor* BrokerService::Fetch(

@@ -44,12 +44,13 @@ class RequestGate {
 // (grpc::ByteBuffer): their responses are serialized without copying the
 // records (fetch_encoding.h).
 using BrokerServiceBase = v1::Broker::WithCallbackMethod_Produce<
-    v1::Broker::WithRawCallbackMethod_Fetch<
-        v1::Broker::WithRawCallbackMethod_FetchStream<
-            v1::Broker::WithCallbackMethod_ListOffsets<
-                v1::Broker::WithCallbackMethod_Metadata<
-                    v1::Broker::WithCallbackMethod_InitProducerId<
-                        v1::Broker::Service>>>>>>;
+    v1::Broker::WithCallbackMethod_ProduceStream<
+        v1::Broker::WithRawCallbackMethod_Fetch<
+            v1::Broker::WithRawCallbackMethod_FetchStream<
+                v1::Broker::WithCallbackMethod_ListOffsets<
+                    v1::Broker::WithCallbackMethod_Metadata<
+                        v1::Broker::WithCallbackMethod_InitProducerId<
+                            v1::Broker::Service>>>>>>>;
 
 // Thread-safe (gRPC calls the handlers on its threads). `core` must outlive
 // the services and the server they are registered with.
@@ -62,6 +63,10 @@ class BrokerService final : public BrokerServiceBase {
   grpc::ServerUnaryReactor* Produce(grpc::CallbackServerContext* context,
                                     const v1::ProduceRequest* request,
                                     v1::ProduceResponse* response) override;
+  // Each request enters the gate while the core handles it; the stream
+  // itself does not hold it (an idle stream is cancelled at shutdown).
+  grpc::ServerBidiReactor<v1::ProduceStreamRequest, v1::ProduceStreamResponse>*
+  ProduceStream(grpc::CallbackServerContext* context) override;
   // Requests are v1::FetchRequest, responses v1::FetchResponse, as bytes.
   grpc::ServerUnaryReactor* Fetch(grpc::CallbackServerContext* context,
                                   const grpc::ByteBuffer* request,

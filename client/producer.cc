@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 
 #include "client/metadata.h"
+#include "client/produce_stream.h"
 #include "client/record_accumulator.h"
 #include "client/rpc.h"
 #include "common/check.h"
@@ -78,7 +79,6 @@ class Producer::Impl {
   // One ProduceRequest in flight and the batches it carries, in request
   // order per partition.
   struct ProduceCall {
-    grpc::ClientContext ctx;
     v1::ProduceRequest request;
     v1::ProduceResponse response;
     std::string address;
@@ -90,6 +90,14 @@ class Producer::Impl {
   void RunSender();
   void SendReady(std::vector<std::unique_ptr<ProducerBatch>> ready);
   void Dispatch(std::unique_ptr<ProduceCall> call);
+  // Called back once per dispatched call (gRPC thread).
+  void OnCallDone(ProduceCall* call, grpc::Status status,
+                  v1::ProduceResponse* response);
+  // Sends `call` on the stream to its broker, opening one when there is
+  // none or it is ending.
+  void SendOnStream(ProduceCall* call);
+  // Cancels the streams with an overdue request (sender thread).
+  void ExpireOverdueStreams();
   void HandleResponse(ProduceCall* call, const grpc::Status& status);
   void HandlePartition(const TopicPartition& tp,
                        std::vector<std::unique_ptr<ProducerBatch>> batches,
@@ -125,11 +133,17 @@ class Producer::Impl {
   absl::Mutex mu_;
   absl::CondVar calls_cv_;
   int in_flight_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  // How many streams have not ended yet (Close waits for them: their
+  // callbacks use this object).
+  int live_streams_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> metadata_stale_{false};
-  // Sender thread only.
+  // Sender thread only (and Close, after the sender stopped).
   ProducerIdentity identity_;
+  // The ProduceStream per broker address, and replaced ones not yet ended.
+  absl::flat_hash_map<std::string, std::unique_ptr<ProduceStream>> streams_;
+  std::vector<std::unique_ptr<ProduceStream>> retired_;
   // Finished batches waiting for an older one of their partition, by id.
   struct Finished {
     std::unique_ptr<ProducerBatch> batch;
@@ -247,7 +261,12 @@ void Producer::Impl::Close(absl::Duration timeout) {
   {
     absl::MutexLock lock(&mu_);
     while (in_flight_calls_ > 0) calls_cv_.Wait(&mu_);
+    for (auto& [address, stream] : streams_) stream->CloseSend();
+    while (live_streams_ > 0) calls_cv_.Wait(&mu_);
   }
+  // Here, not on a gRPC thread (ProduceStream::Start).
+  streams_.clear();
+  retired_.clear();
   // A response that arrived while stopping may have re-enqueued its batches.
   FailAll(accumulator_.AbortQueued(),
           absl::CancelledError("producer closed before delivery"));
@@ -260,10 +279,16 @@ void Producer::Impl::RunSender() {
       if (stop_) break;
       // Back pressure towards the broker: bounded requests in flight.
       while (in_flight_calls_ >= options_.max_in_flight_requests && !stop_) {
-        calls_cv_.Wait(&mu_);
+        // Woken now and then to cancel a stream that stopped answering.
+        if (calls_cv_.WaitWithTimeout(&mu_, absl::Milliseconds(100))) {
+          mu_.Unlock();
+          ExpireOverdueStreams();
+          mu_.Lock();
+        }
       }
       if (stop_) break;
     }
+    ExpireOverdueStreams();
     if (metadata_stale_.exchange(false)) {
       // Best effort: a failure shows up as a missing leader below.
       metadata_.Refresh({}).IgnoreError();
@@ -369,27 +394,64 @@ void Producer::Impl::Dispatch(std::unique_ptr<ProduceCall> call) {
       records->append(b->bytes());
     }
   }
-  call->ctx.set_deadline(DeadlineAfterMs(options_.request_timeout_ms + 5000));
   {
     absl::MutexLock lock(&mu_);
     ++in_flight_calls_;
   }
-  ProduceCall* raw = call.release();
-  pool_.Broker(raw->address)
-      ->async()
-      ->Produce(&raw->ctx, &raw->request, &raw->response,
-                [this, raw](grpc::Status status) {
-                  if (status.ok() && options_.testing_drop_response &&
-                      options_.testing_drop_response()) {
-                    status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                          "response dropped by a test hook");
-                  }
-                  HandleResponse(raw, status);
-                  delete raw;
-                  absl::MutexLock lock(&mu_);
-                  --in_flight_calls_;
-                  calls_cv_.SignalAll();
-                });
+  SendOnStream(call.release());
+}
+
+void Producer::Impl::SendOnStream(ProduceCall* call) {
+  // The broker answers acks=all by timeout_ms at the latest (with
+  // REQUEST_TIMED_OUT), so this only catches a broker that hangs.
+  const int64_t timeout_ms =
+      options_.request_timeout_ms +
+      std::max<int64_t>(1000, options_.request_timeout_ms);
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(timeout_ms);
+  auto done = [this, call](const grpc::Status& status,
+                           v1::ProduceResponse* response) {
+    OnCallDone(call, status, response);
+  };
+  while (true) {
+    std::unique_ptr<ProduceStream>& stream = streams_[call->address];
+    if (stream == nullptr) {
+      {
+        absl::MutexLock lock(&mu_);
+        ++live_streams_;
+      }
+      stream = ProduceStream::Start(pool_.Channel(call->address), [this] {
+        absl::MutexLock lock(&mu_);
+        --live_streams_;
+        calls_cv_.SignalAll();
+      });
+    }
+    if (stream->Send(&call->request, deadline, done)) return;
+    // Ending (failed, overdue): replaced by a new one.
+    retired_.push_back(std::move(stream));
+  }
+}
+
+void Producer::Impl::ExpireOverdueStreams() {
+  const absl::Time now = absl::Now();
+  for (const auto& [address, stream] : streams_) stream->ExpireOverdue(now);
+  std::erase_if(retired_, [](const std::unique_ptr<ProduceStream>& stream) {
+    return stream->ended();
+  });
+}
+
+void Producer::Impl::OnCallDone(ProduceCall* call, grpc::Status status,
+                                v1::ProduceResponse* response) {
+  if (status.ok() && options_.testing_drop_response &&
+      options_.testing_drop_response()) {
+    status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "response dropped by a test hook");
+  }
+  if (status.ok() && response != nullptr) call->response.Swap(response);
+  HandleResponse(call, status);
+  delete call;
+  absl::MutexLock lock(&mu_);
+  --in_flight_calls_;
+  calls_cv_.SignalAll();
 }
 
 void Producer::Impl::HandleResponse(ProduceCall* call,

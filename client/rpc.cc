@@ -32,6 +32,12 @@ v1::Broker::Stub* ChannelPool::Broker(const std::string& address) {
   return GetLocked(address).broker.get();
 }
 
+std::shared_ptr<grpc::Channel> ChannelPool::Channel(
+    const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  return GetLocked(address).channel;
+}
+
 v1::Admin::Stub* ChannelPool::Admin(const std::string& address) {
   absl::MutexLock lock(&mu_);
   return GetLocked(address).admin.get();

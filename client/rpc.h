@@ -27,6 +27,7 @@ class ChannelPool {
 
   v1::Broker::Stub* Broker(const std::string& address);
   v1::Admin::Stub* Admin(const std::string& address);
+  std::shared_ptr<grpc::Channel> Channel(const std::string& address);
 
  private:
   struct Entry {

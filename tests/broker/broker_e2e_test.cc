@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -383,6 +384,83 @@ TEST_F(BrokerE2eTest, AcknowledgedRecordsSurviveSigkill) {
   for (const std::string& b : acked) expected += b;
   EXPECT_EQ(all, expected);
   EXPECT_EQ(Describe("t", 0).log_end_offset(), 100);
+}
+
+// A produce request for t-0 on a stream.
+v1::ProduceStreamRequest StreamRequest(uint64_t id, std::string records,
+                                       v1::Acks acks) {
+  v1::ProduceStreamRequest req;
+  req.set_correlation_id(id);
+  req.mutable_request()->set_acks(acks);
+  req.mutable_request()->set_timeout_ms(10000);
+  v1::TopicProduceData* t = req.mutable_request()->add_topics();
+  t->set_name("t");
+  v1::PartitionProduceData* p = t->add_partitions();
+  p->set_partition(0);
+  p->set_records(std::move(records));
+  return req;
+}
+
+TEST_F(BrokerE2eTest, ProduceStreamAppendsInOrderAndAnswersByCorrelationId) {
+  ASSERT_EQ(CreateTopic("t").error().code(), v1::NONE);
+  auto ctx = Context();
+  auto stream = stub_->ProduceStream(ctx.get());
+  constexpr uint64_t kFirst = 100, kCount = 20, kBad = 110;
+  std::string bad = MakeBatch(2);
+  bad[bad.size() - 3] ^= 0x40;  // CRC mismatch
+  for (uint64_t id = kFirst; id < kFirst + kCount; ++id) {
+    const v1::Acks acks = id % 2 == 0 ? v1::ACKS_ALL : v1::ACKS_LEADER;
+    ASSERT_TRUE(stream->Write(
+        StreamRequest(id, id == kBad ? bad : MakeBatch(2), acks)));
+  }
+  ASSERT_TRUE(stream->WritesDone());
+  std::map<uint64_t, v1::PartitionProduceResponse> answers;
+  v1::ProduceStreamResponse resp;
+  while (stream->Read(&resp)) {
+    ASSERT_EQ(resp.response().topics_size(), 1);
+    ASSERT_EQ(resp.response().topics(0).partitions_size(), 1);
+    EXPECT_TRUE(answers
+                    .emplace(resp.correlation_id(),
+                             resp.response().topics(0).partitions(0))
+                    .second)
+        << "answered twice: " << resp.correlation_id();
+  }
+  grpc::Status status = stream->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(answers.size(), kCount);
+  // Appended in the order sent: each good request right after the one
+  // before it; the bad one wrote nothing.
+  int64_t next = 0;
+  for (const auto& [id, p] : answers) {
+    SCOPED_TRACE(id);
+    if (id == kBad) {
+      EXPECT_EQ(p.error().code(), v1::CORRUPT_MESSAGE);
+      continue;
+    }
+    EXPECT_EQ(p.error().code(), v1::NONE) << p.error().message();
+    EXPECT_EQ(p.base_offset(), next);
+    next += 2;
+  }
+  EXPECT_EQ(Describe("t", 0).log_end_offset(), 2 * (kCount - 1));
+}
+
+TEST_F(BrokerE2eTest, SigtermEndsAnOpenProduceStream) {
+  ASSERT_EQ(CreateTopic("t").error().code(), v1::NONE);
+  auto ctx = Context();
+  auto stream = stub_->ProduceStream(ctx.get());
+  ASSERT_TRUE(stream->Write(StreamRequest(1, MakeBatch(3), v1::ACKS_ALL)));
+  v1::ProduceStreamResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  EXPECT_EQ(resp.correlation_id(), 1u);
+  // The stream stays open, idle: the broker must still exit, and cleanly.
+  absl::StatusOr<int> code = broker_->Stop();
+  ASSERT_THAT(code, IsOk());
+  EXPECT_EQ(*code, 0);
+  EXPECT_FALSE(stream->Read(&resp));
+  EXPECT_FALSE(stream->Finish().ok());
+  RUNNEL_ASSERT_OK(broker_->Restart());
+  Connect();
+  EXPECT_EQ(Describe("t", 0).log_end_offset(), 3);
 }
 
 TEST_F(BrokerE2eTest, SigtermExitsZeroAndRestartKeepsTopicsAndData) {

@@ -603,6 +603,41 @@ TEST_F(ClientRestartTest, ProducerRetriesWhileBrokerIsDown) {
   }
 }
 
+TEST_F(ClientRestartTest,
+       AStalledBrokerTimesOutTheStreamAndTheProducerRecovers) {
+  auto broker = StartBroker(dir_.Sub("data"));
+  auto admin = Admin::Create({broker->address()}).value();
+  RUNNEL_ASSERT_OK(admin->CreateTopic({"stalled", 1}));
+  ProducerOptions o;
+  o.bootstrap = broker->address();
+  o.linger_ms = 0;
+  o.retry_backoff_ms = 20;
+  o.request_timeout_ms = 200;  // a request is overdue after 1.2 s
+  o.delivery_timeout_ms = 2000;
+  auto producer = Producer::Create(o).value();
+  ASSERT_THAT(producer->Send({.topic = "stalled", .value = "before"}).get(),
+              IsOk());
+  // Stopped, not dead: the connection stays up and nothing answers, so only
+  // the producer's own deadline on the stream ends the requests.
+  ASSERT_EQ(::kill(broker->pid(), SIGSTOP), 0);
+  std::vector<std::future<absl::StatusOr<RecordMetadata>>> futures;
+  for (int i = 0; i < 5; ++i) {
+    futures.push_back(
+        producer->Send({.topic = "stalled", .value = absl::StrCat(i)}));
+  }
+  for (auto& f : futures) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+    EXPECT_THAT(f.get(), StatusIs(absl::StatusCode::kDeadlineExceeded));
+  }
+  ASSERT_EQ(::kill(broker->pid(), SIGCONT), 0);
+  auto after = producer->Send({.topic = "stalled", .value = "after"});
+  ASSERT_EQ(after.wait_for(std::chrono::seconds(30)),
+            std::future_status::ready);
+  auto md = after.get();
+  ASSERT_THAT(md, IsOk());
+  EXPECT_GE(md->offset, 1);
+}
+
 // Reads `topic`-0 from the start until `want` records arrived (or 20 s).
 std::vector<ConsumerRecord> ReadAll(const std::string& address,
                                     const std::string& topic, size_t want) {

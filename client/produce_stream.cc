@@ -1,0 +1,128 @@
+#include "client/produce_stream.h"
+
+#include <utility>
+#include <vector>
+
+namespace runnel::client {
+
+std::unique_ptr<ProduceStream> ProduceStream::Start(
+    std::shared_ptr<grpc::Channel> channel, std::function<void()> on_done) {
+  std::unique_ptr<ProduceStream> stream(
+      new ProduceStream(std::move(channel), std::move(on_done)));
+  stream->stub_->async()->ProduceStream(&stream->context_, stream.get());
+  stream->StartRead(&stream->response_);
+  stream->StartCall();
+  return stream;
+}
+
+bool ProduceStream::Send(v1::ProduceRequest* request, absl::Time deadline,
+                         Callback done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (ending_) return false;
+    const uint64_t id = next_id_++;
+    v1::ProduceStreamRequest& queued = queue_.emplace_back();
+    queued.set_correlation_id(id);
+    *queued.mutable_request() = std::move(*request);
+    pending_[id] = Pending{std::move(done), deadline};
+  }
+  Pump();
+  return true;
+}
+
+void ProduceStream::CloseSend() {
+  {
+    absl::MutexLock lock(&mu_);
+    ending_ = true;
+  }
+  Pump();
+}
+
+bool ProduceStream::ExpireOverdue(absl::Time now) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (overdue_) return false;
+    bool any = false;
+    for (const auto& [id, p] : pending_) any = any || p.deadline <= now;
+    if (!any) return false;
+    overdue_ = ending_ = true;
+  }
+  context_.TryCancel();
+  return true;
+}
+
+void ProduceStream::Pump() {
+  bool write = false;
+  bool writes_done = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (write_in_flight_ || writes_done_) return;
+    if (!queue_.empty()) {
+      writing_ = std::move(queue_.front());
+      queue_.pop_front();
+      write_in_flight_ = write = true;
+    } else if (ending_) {
+      writes_done_ = writes_done = true;
+    }
+  }
+  if (write) StartWrite(&writing_);
+  if (writes_done) StartWritesDone();
+}
+
+void ProduceStream::OnWriteDone(bool ok) {
+  {
+    absl::MutexLock lock(&mu_);
+    write_in_flight_ = false;
+    if (!ok) {
+      // The call is broken; OnDone fails what is in flight.
+      ending_ = writes_done_ = true;
+      queue_.clear();
+      return;
+    }
+  }
+  Pump();
+}
+
+void ProduceStream::OnReadDone(bool ok) {
+  if (!ok) return;  // the broker finished the stream: OnDone follows
+  Callback done;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = pending_.find(response_.correlation_id());
+    if (it != pending_.end()) {
+      done = std::move(it->second.done);
+      pending_.erase(it);
+    }
+  }
+  if (done) done(grpc::Status::OK, response_.mutable_response());
+  StartRead(&response_);
+}
+
+void ProduceStream::OnDone(const grpc::Status& status) {
+  std::vector<Callback> failed;
+  grpc::Status reported = status;
+  {
+    absl::MutexLock lock(&mu_);
+    // No operation may start on a finished call (it would end it again).
+    ending_ = writes_done_ = true;
+    queue_.clear();
+    for (auto& [id, p] : pending_) failed.push_back(std::move(p.done));
+    pending_.clear();
+    if (overdue_) {
+      reported = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                              "produce request timed out; stream cancelled");
+    } else if (status.ok()) {
+      reported = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              "the broker ended the produce stream before "
+                              "answering");
+    }
+  }
+  for (Callback& done : failed) done(reported, nullptr);
+  // The owner may destroy this object as soon as ended_ is set: nothing
+  // after the store touches it.
+  std::function<void()> on_done = on_done_;
+  ended_.store(true, std::memory_order_release);
+  on_done();
+}
+
+}  // namespace runnel::client
