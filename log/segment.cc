@@ -652,7 +652,24 @@ absl::StatusOr<size_t> Segment::ReadFile(char* buf, size_t size,
     if (n == 0) break;
     got += static_cast<size_t>(n);
   }
+  ReadAhead(pos + static_cast<FilePos>(got));
   return got;
+}
+
+void Segment::ReadAhead(FilePos end) const {
+  FilePos asked = readahead_end_.load(std::memory_order_relaxed);
+  const bool far_behind = end + 2 * kReadAheadWindow < asked;  // a seek back
+  if (end + kReadAheadWindow / 2 <= asked && !far_behind) return;
+  // Only final bytes: below the written position of the active segment.
+  std::shared_ptr<AppendWriter> writer = ReaderView();
+  const FilePos limit = writer != nullptr ? writer->written_pos() : size();
+  const FilePos from = far_behind ? end : std::max(asked, end);
+  const FilePos to = std::min(end + kReadAheadWindow, limit);
+  if (to <= from) return;
+  // One reader asks; a concurrent one that lost the race does not.
+  if (!readahead_end_.compare_exchange_strong(asked, to)) return;
+  // Advisory: an error changes nothing but the speed of later reads.
+  (void)::posix_fadvise(read_fd_.get(), from, to - from, POSIX_FADV_WILLNEED);
 }
 
 absl::StatusOr<RecordTimestamp> Segment::FindRecordForTimestamp(

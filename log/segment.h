@@ -221,6 +221,12 @@ class Segment {
   // returns the count (fewer only at the end of the segment).
   absl::StatusOr<size_t> ReadInto(char* buf, size_t size, FilePos pos) const;
   absl::StatusOr<size_t> ReadFile(char* buf, size_t size, FilePos pos) const;
+  // After a read that ended at `end`: asks the kernel to read the next
+  // window of the file into the page cache, asynchronously, once the reader
+  // gets within half a window of what was asked before. O_DIRECT appends
+  // leave recent data out of the page cache, and the kernel's own
+  // readahead (128 KiB) keeps a consumer of it waiting on the disk.
+  void ReadAhead(FilePos end) const;
   // The active writer for readers (null when closed).
   std::shared_ptr<AppendWriter> ReaderView() const;
   void SetReaderView(std::shared_ptr<AppendWriter> writer);
@@ -230,6 +236,8 @@ class Segment {
   const SegmentOptions options_;
   const std::string log_path_;
   UniqueFd read_fd_;
+  static constexpr FilePos kReadAheadWindow = FilePos{64} << 20;
+  mutable std::atomic<FilePos> readahead_end_{0};  // see ReadAhead
   // Null when closed. Appending side only; readers use reader_view_ (the
   // same writer), which keeps a writer alive while a read copies from its
   // tail cache even if a roll closes it meanwhile.

@@ -1,5 +1,10 @@
 #include "log/segment.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <future>
 #include <memory>
 #include <string>
@@ -12,6 +17,7 @@
 #include "log/record_batch.h"
 #include "tests/testing/scoped_temp_dir.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/wait_for.h"
 
 namespace runnel::log {
 namespace {
@@ -88,6 +94,52 @@ TEST_F(SegmentTest, AppendedBatchesReadBackByteForByte) {
   auto read = segment->Read(0, all.size());
   ASSERT_THAT(read, testing::IsOk());
   EXPECT_EQ(*read, all);
+}
+
+// Whether the page at `pos` of `path` is in the page cache.
+bool PageResident(const std::string& path, FilePos pos) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const long page = ::sysconf(_SC_PAGESIZE);
+  const FilePos at = pos / page * page;
+  void* map = ::mmap(nullptr, page, PROT_READ, MAP_SHARED, fd, at);
+  ::close(fd);
+  if (map == MAP_FAILED) return false;
+  unsigned char vec = 0;
+  const bool ok = ::mincore(map, page, &vec) == 0;
+  ::munmap(map, page);
+  return ok && (vec & 1) != 0;
+}
+
+TEST_F(SegmentTest, SequentialReadsReadAheadIntoThePageCache) {
+  auto segment = Segment::Create(dir_.path(), 0, options_).value();
+  Offset next = 0;
+  while (segment->size() < (FilePos{12} << 20)) {
+    std::string batch = MakeBatch(next, 100, 1000, 1000);
+    segment->Append(batch, InfoOf(batch), 1000);
+    next += 100;
+  }
+  RUNNEL_ASSERT_OK(segment->CloseWriter());
+  const std::string path = segment->log_path();
+  const FilePos probe = FilePos{8} << 20;  // far past the kernel's own 128 KiB
+  {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::fdatasync(fd), 0);
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+  }
+  if (PageResident(path, probe)) {
+    GTEST_SKIP() << "this filesystem keeps the file in memory";
+  }
+  auto head = segment->Read(0, 64 << 10);
+  ASSERT_THAT(head, testing::IsOk());
+  // Asynchronous: the kernel reads the window in the background.
+  EXPECT_TRUE(runnel::testing::WaitFor(
+      [&] { return PageResident(path, probe); }, std::chrono::seconds(20)));
+  auto again = segment->Read(probe, 4096);
+  ASSERT_THAT(again, testing::IsOk());
+  EXPECT_EQ(again->size(), 4096u);
 }
 
 TEST_F(SegmentTest, FindBatchReturnsTheBatchContainingTheOffset) {
