@@ -10,6 +10,11 @@ std::unique_ptr<ProduceStream> ProduceStream::Start(
   std::unique_ptr<ProduceStream> stream(
       new ProduceStream(std::move(channel), std::move(on_done)));
   stream->stub_->async()->ProduceStream(&stream->context_, stream.get());
+  // Held until no operation will be started from outside a reaction (Send
+  // and CloseSend run on the producer's threads): without the hold the call
+  // could end, and its state be freed, between such a start and the check
+  // before it.
+  stream->AddHold();
   stream->StartRead(&stream->response_);
   stream->StartCall();
   return stream;
@@ -66,7 +71,10 @@ void ProduceStream::Pump() {
     }
   }
   if (write) StartWrite(&writing_);
-  if (writes_done) StartWritesDone();
+  if (writes_done) {
+    StartWritesDone();
+    RemoveHold();  // nothing else is started after the half-close
+  }
 }
 
 void ProduceStream::OnWriteDone(bool ok) {
@@ -74,17 +82,28 @@ void ProduceStream::OnWriteDone(bool ok) {
     absl::MutexLock lock(&mu_);
     write_in_flight_ = false;
     if (!ok) {
-      // The call is broken; OnDone fails what is in flight.
+      // The call is broken; OnDone fails what is in flight. Nothing else is
+      // started on it.
       ending_ = writes_done_ = true;
       queue_.clear();
-      return;
     }
   }
+  if (!ok) return RemoveHold();
   Pump();
 }
 
 void ProduceStream::OnReadDone(bool ok) {
-  if (!ok) return;  // the broker finished the stream: OnDone follows
+  if (!ok) {
+    // The call ended (the broker finished or failed it, or it was
+    // cancelled): write nothing more, half-close and drop the hold, so that
+    // OnDone comes and fails what is in flight.
+    {
+      absl::MutexLock lock(&mu_);
+      ending_ = true;
+      queue_.clear();
+    }
+    return Pump();
+  }
   Callback done;
   {
     absl::MutexLock lock(&mu_);
@@ -103,9 +122,7 @@ void ProduceStream::OnDone(const grpc::Status& status) {
   grpc::Status reported = status;
   {
     absl::MutexLock lock(&mu_);
-    // No operation may start on a finished call (it would end it again).
-    ending_ = writes_done_ = true;
-    queue_.clear();
+    ending_ = true;  // writes_done_ too: the hold is gone
     for (auto& [id, p] : pending_) failed.push_back(std::move(p.done));
     pending_.clear();
     if (overdue_) {

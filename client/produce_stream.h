@@ -84,6 +84,8 @@ class ProduceStream final
   bool ending_ ABSL_GUARDED_BY(mu_) = false;
   bool overdue_ ABSL_GUARDED_BY(mu_) = false;
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  // The half-close was started or a write failed: no operation is started
+  // any more, and the hold (see Start) is released.
   bool writes_done_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::deque<v1::ProduceStreamRequest> queue_ ABSL_GUARDED_BY(mu_);
