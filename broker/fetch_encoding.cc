@@ -4,63 +4,15 @@
 #include <utility>
 #include <vector>
 
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/wire_format_lite.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
-#include "grpcpp/support/slice.h"
+
+#include "proto/slice_writer.h"
 
 namespace runnel::broker {
 namespace {
 
-using google::protobuf::internal::WireFormatLite;
-
-// Collects the serialized message as slices: small envelope bytes are copied
-// into one pending slice, large payloads are referenced.
-class SliceWriter {
- public:
-  void Bytes(const std::string& bytes) { pending_ += bytes; }
-
-  void Varint(uint64_t value) {
-    uint8_t buf[10];
-    uint8_t* end =
-        google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(value,
-                                                                      buf);
-    pending_.append(reinterpret_cast<const char*>(buf), end - buf);
-  }
-
-  void LengthDelimitedTag(int field) {
-    Varint(WireFormatLite::MakeTag(field,
-                                   WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
-  }
-
-  // Takes `payload`; gRPC frees it once the bytes are on the socket.
-  void Owned(std::string payload) {
-    Flush();
-    auto* owned = new std::string(std::move(payload));
-    slices_.emplace_back(
-        owned->data(), owned->size(),
-        [](void* p) { delete static_cast<std::string*>(p); }, owned);
-  }
-
-  grpc::ByteBuffer Finish() {
-    Flush();
-    return grpc::ByteBuffer(slices_.data(), slices_.size());
-  }
-
- private:
-  void Flush() {
-    if (pending_.empty()) return;
-    slices_.emplace_back(pending_);
-    pending_.clear();
-  }
-
-  std::string pending_;
-  std::vector<grpc::Slice> slices_;
-};
-
-size_t VarintSize(uint64_t value) {
-  return google::protobuf::io::CodedOutputStream::VarintSize64(value);
-}
+using wire::SliceWriter;
+using wire::VarintSize;
 
 constexpr int kTopicsField = 1;      // FetchResponse.topics
 constexpr int kNameField = 1;        // TopicFetchResponse.name

@@ -9,7 +9,9 @@ std::unique_ptr<ProduceStream> ProduceStream::Start(
     std::shared_ptr<grpc::Channel> channel, std::function<void()> on_done) {
   std::unique_ptr<ProduceStream> stream(
       new ProduceStream(std::move(channel), std::move(on_done)));
-  stream->stub_->async()->ProduceStream(&stream->context_, stream.get());
+  stream->stub_.PrepareBidiStreamingCall(&stream->context_,
+                                         "/runnel.v1.Broker/ProduceStream",
+                                         grpc::StubOptions(), stream.get());
   // Held until no operation will be started from outside a reaction (Send
   // and CloseSend run on the producer's threads): without the hold the call
   // could end, and its state be freed, between such a start and the check
@@ -20,15 +22,12 @@ std::unique_ptr<ProduceStream> ProduceStream::Start(
   return stream;
 }
 
-bool ProduceStream::Send(v1::ProduceRequest* request, absl::Time deadline,
-                         Callback done) {
+bool ProduceStream::Send(uint64_t id, const grpc::ByteBuffer& request,
+                         absl::Time deadline, Callback done) {
   {
     absl::MutexLock lock(&mu_);
     if (ending_) return false;
-    const uint64_t id = next_id_++;
-    v1::ProduceStreamRequest& queued = queue_.emplace_back();
-    queued.set_correlation_id(id);
-    *queued.mutable_request() = std::move(*request);
+    queue_.push_back(request);  // shares the slices
     pending_[id] = Pending{std::move(done), deadline};
   }
   Pump();

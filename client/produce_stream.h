@@ -17,6 +17,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include "proto/broker_service.grpc.pb.h"
@@ -24,8 +25,10 @@
 namespace runnel::client {
 
 // Thread-safe.
+// Requests go out as raw bytes (client/produce_encoding.h: the batches are
+// slices of their own buffers); answers are parsed ProduceStreamResponses.
 class ProduceStream final
-    : public grpc::ClientBidiReactor<v1::ProduceStreamRequest,
+    : public grpc::ClientBidiReactor<grpc::ByteBuffer,
                                      v1::ProduceStreamResponse> {
  public:
   // `status` OK: `response` is the broker's answer (the callee may move
@@ -43,10 +46,13 @@ class ProduceStream final
   // true once OnDone has finished with this object: it may be destroyed.
   bool ended() const { return ended_.load(std::memory_order_acquire); }
 
-  // Queues `*request` (moved from) to be answered through `done`; it must
-  // be answered by `deadline`, else the stream is cancelled. false, with
-  // `*request` untouched, when the stream is ending: open a new one.
-  bool Send(v1::ProduceRequest* request, absl::Time deadline, Callback done);
+  // Queues `request`, a serialized ProduceStreamRequest whose
+  // correlation_id is `id` (unique among the stream's requests in flight),
+  // to be answered through `done`; it must be answered by `deadline`, else
+  // the stream is cancelled. false when the stream is ending: open a new
+  // one.
+  bool Send(uint64_t id, const grpc::ByteBuffer& request, absl::Time deadline,
+            Callback done);
   // Half-closes once the queued requests are written; the broker answers
   // what is in flight, then the stream ends.
   void CloseSend();
@@ -67,14 +73,14 @@ class ProduceStream final
   ProduceStream(std::shared_ptr<grpc::Channel> channel,
                 std::function<void()> on_done)
       : channel_(std::move(channel)),
-        stub_(v1::Broker::NewStub(channel_)),
+        stub_(channel_),
         on_done_(std::move(on_done)) {}
   // Starts the next write (a request, or the half-close) if none is in
   // flight; call without mu_.
   void Pump();
 
   const std::shared_ptr<grpc::Channel> channel_;  // destroyed last
-  const std::unique_ptr<v1::Broker::Stub> stub_;
+  grpc::TemplatedGenericStub<grpc::ByteBuffer, v1::ProduceStreamResponse> stub_;
   const std::function<void()> on_done_;
   grpc::ClientContext context_;
   std::atomic<bool> ended_{false};
@@ -87,9 +93,8 @@ class ProduceStream final
   // The half-close was started or a write failed: no operation is started
   // any more, and the hold (see Start) is released.
   bool writes_done_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  std::deque<v1::ProduceStreamRequest> queue_ ABSL_GUARDED_BY(mu_);
-  v1::ProduceStreamRequest writing_;  // in flight until OnWriteDone
+  std::deque<grpc::ByteBuffer> queue_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer writing_;  // in flight until OnWriteDone
   absl::flat_hash_map<uint64_t, Pending> pending_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 
 #include "client/metadata.h"
+#include "client/produce_encoding.h"
 #include "client/produce_stream.h"
 #include "client/record_accumulator.h"
 #include "client/rpc.h"
@@ -79,7 +80,6 @@ class Producer::Impl {
   // One ProduceRequest in flight and the batches it carries, in request
   // order per partition.
   struct ProduceCall {
-    v1::ProduceRequest request;
     v1::ProduceResponse response;
     std::string address;
     std::vector<
@@ -95,7 +95,8 @@ class Producer::Impl {
                   v1::ProduceResponse* response);
   // Sends `call` on the stream to its broker, opening one when there is
   // none or it is ending.
-  void SendOnStream(ProduceCall* call);
+  void SendOnStream(ProduceCall* call, uint64_t id,
+                    const grpc::ByteBuffer& request);
   // Cancels the streams with an overdue request (sender thread).
   void ExpireOverdueStreams();
   void HandleResponse(ProduceCall* call, const grpc::Status& status);
@@ -144,6 +145,7 @@ class Producer::Impl {
   // The ProduceStream per broker address, and replaced ones not yet ended.
   absl::flat_hash_map<std::string, std::unique_ptr<ProduceStream>> streams_;
   std::vector<std::unique_ptr<ProduceStream>> retired_;
+  uint64_t next_correlation_id_ = 1;
   // Finished batches waiting for an older one of their partition, by id.
   struct Finished {
     std::unique_ptr<ProducerBatch> batch;
@@ -364,9 +366,6 @@ void Producer::Impl::SendReady(
     if (call == nullptr) {
       call = std::make_unique<ProduceCall>();
       call->address = leader;
-      call->request.set_acks(ToWireAcks(options_.acks));
-      call->request.set_timeout_ms(
-          static_cast<int32_t>(options_.request_timeout_ms));
       order.push_back(leader);
     }
     call->partitions.emplace_back(tp, std::move(group));
@@ -375,33 +374,34 @@ void Producer::Impl::SendReady(
 }
 
 void Producer::Impl::Dispatch(std::unique_ptr<ProduceCall> call) {
-  // One TopicProduceData per topic; the partitions of a topic in order.
-  absl::flat_hash_map<std::string, v1::TopicProduceData*> topics;
+  // One topic entry per topic; the partitions of a topic in order. The
+  // batches are referenced, not copied (client/produce_encoding.h).
+  ProduceRequestParts request;
+  request.acks = ToWireAcks(options_.acks);
+  request.timeout_ms = static_cast<int32_t>(options_.request_timeout_ms);
+  absl::flat_hash_map<std::string, size_t> topics;
   for (auto& [tp, batches] : call->partitions) {
-    v1::TopicProduceData*& topic = topics[tp.topic];
-    if (topic == nullptr) {
-      topic = call->request.add_topics();
-      topic->set_name(tp.topic);
-    }
-    v1::PartitionProduceData* p = topic->add_partitions();
-    p->set_partition(tp.partition);
-    size_t size = 0;
-    for (const auto& b : batches) size += b->bytes().size();
-    std::string* records = p->mutable_records();
-    records->reserve(size);
+    auto [it, added] = topics.emplace(tp.topic, request.topics.size());
+    if (added) request.topics.push_back(ProduceTopicParts{tp.topic, {}});
+    ProducePartitionParts& p =
+        request.topics[it->second].partitions.emplace_back();
+    p.partition = tp.partition;
     for (const auto& b : batches) {
       b->RecordAttempt();
-      records->append(b->bytes());
+      p.batches.push_back(b->shared_bytes());
     }
   }
+  const uint64_t id = next_correlation_id_++;
+  grpc::ByteBuffer bytes = SerializeProduceStreamRequest(id, request);
   {
     absl::MutexLock lock(&mu_);
     ++in_flight_calls_;
   }
-  SendOnStream(call.release());
+  SendOnStream(call.release(), id, bytes);
 }
 
-void Producer::Impl::SendOnStream(ProduceCall* call) {
+void Producer::Impl::SendOnStream(ProduceCall* call, uint64_t id,
+                                  const grpc::ByteBuffer& request) {
   // The broker answers acks=all by timeout_ms at the latest (with
   // REQUEST_TIMED_OUT), so this only catches a broker that hangs.
   const int64_t timeout_ms =
@@ -425,7 +425,7 @@ void Producer::Impl::SendOnStream(ProduceCall* call) {
         calls_cv_.SignalAll();
       });
     }
-    if (stream->Send(&call->request, deadline, done)) return;
+    if (stream->Send(id, request, deadline, done)) return;
     // Ending (failed, overdue): replaced by a new one.
     retired_.push_back(std::move(stream));
   }

@@ -28,7 +28,7 @@ absl::Status ProducerBatch::Seal() {
   if (sealed_) return absl::OkStatus();
   absl::StatusOr<std::string> built = builder_.Build();
   if (!built.ok()) return built.status();
-  bytes_ = std::move(built).value();
+  bytes_ = std::make_shared<std::string>(std::move(built).value());
   sealed_ = true;
   return absl::OkStatus();
 }
@@ -48,15 +48,19 @@ void ProducerBatch::SetProducerState(int64_t producer_id,
     builder_.SetProducerState(producer_id, producer_epoch, base_sequence());
     return;
   }
+  // A request of an earlier attempt may still share the bytes (gRPC can
+  // hold its slices a moment after the answer): rewrite a copy.
+  if (bytes_.use_count() > 1) bytes_ = std::make_shared<std::string>(*bytes_);
   // The producer fields are inside the CRC: rewrite them, then the CRC.
-  char* header = bytes_.data();
+  char* header = bytes_->data();
   StoreBe64(header + log::kProducerIdPos, static_cast<uint64_t>(producer_id));
   StoreBe16(header + log::kProducerEpochPos,
             static_cast<uint16_t>(producer_epoch));
   StoreBe32(header + log::kBaseSequencePos,
             static_cast<uint32_t>(base_sequence()));
-  StoreBe32(header + log::kCrcPos, Crc32c(header + log::kAttributesPos,
-                                          bytes_.size() - log::kAttributesPos));
+  StoreBe32(header + log::kCrcPos,
+            Crc32c(header + log::kAttributesPos,
+                   bytes_->size() - log::kAttributesPos));
 }
 
 void ProducerBatch::Complete(int64_t base_offset, int64_t log_append_time_ms) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,7 +47,9 @@ class ProducerBatch {
   absl::Status Seal();
   bool sealed() const { return sealed_; }
   // The encoded batch; only after a successful Seal().
-  const std::string& bytes() const { return bytes_; }
+  const std::string& bytes() const { return *bytes_; }
+  // The same, shared: a request in flight keeps it alive on its own.
+  std::shared_ptr<const std::string> shared_bytes() const { return bytes_; }
 
   // Idempotent producer: stamps the producer id, epoch and sequence
   // (`sequence` counts records from 0 without wrapping; the batch carries it
@@ -106,7 +109,7 @@ class ProducerBatch {
   size_t reserved_bytes_ = 0;
   bool sealed_ = false;
   bool done_ = false;
-  std::string bytes_;
+  std::shared_ptr<std::string> bytes_ = std::make_shared<std::string>();
   int attempts_ = 0;
   int64_t retry_after_ms_ = 0;
   int64_t sequence_ = -1;
