@@ -6,20 +6,13 @@
 
 #include "gtest/gtest.h"
 
+#include "tests/testing/byte_buffers.h"
 #include "tests/testing/wait_for.h"
 
 namespace runnel::broker {
 namespace {
 
-std::string Flatten(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  EXPECT_TRUE(buffer.Dump(&slices).ok());
-  std::string flat;
-  for (const grpc::Slice& s : slices) {
-    flat.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return flat;
-}
+using ::runnel::testing::Flatten;
 
 // A response with `topics` topics of up to 4 partitions each: errors,
 // empty and non-empty records of sizes around the varint length boundaries.

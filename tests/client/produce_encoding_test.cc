@@ -7,20 +7,13 @@
 
 #include "gtest/gtest.h"
 
+#include "tests/testing/byte_buffers.h"
 #include "tests/testing/wait_for.h"
 
 namespace runnel::client {
 namespace {
 
-std::string Flatten(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  EXPECT_TRUE(buffer.Dump(&slices).ok());
-  std::string flat;
-  for (const grpc::Slice& s : slices) {
-    flat.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return flat;
-}
+using ::runnel::testing::Flatten;
 
 // A request of `topics` topics with up to 3 partitions of up to 3 batches
 // each, of sizes around the varint length boundaries (and empty ones), with
