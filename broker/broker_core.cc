@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
 
 #include "broker/errors.h"
 #include "broker/local_metadata_store.h"
@@ -451,6 +452,16 @@ absl::Status BrokerCore::Close() {
   }
   // Parked fetches read the logs when they expire: before the logs close.
   StopWaiting();
+  // The next start loads these instead of reading the last segments
+  // (Partition::RebuildProducerState). Best effort: without one it reads.
+  if (topics_ != nullptr) {
+    for (const std::shared_ptr<Partition>& p : topics_->AllPartitions()) {
+      if (absl::Status s = p->WriteProducerSnapshot(); !s.ok()) {
+        spdlog::warn("{}: producer snapshot not written: {}",
+                     p->id().ToString(), s.ToString());
+      }
+    }
+  }
   absl::Status status;
   // Closing the logs runs every pending durability callback, which answers
   // the acks=all produce requests still waiting.

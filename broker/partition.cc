@@ -1,15 +1,21 @@
 #include "broker/partition.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "spdlog/spdlog.h"
 
 #include "broker/errors.h"
 #include "common/check.h"
+#include "log/leader_epoch_cache.h"
 #include "log/record_batch.h"
 
 namespace runnel::broker {
@@ -313,10 +319,66 @@ void Partition::FailParked(const absl::Status& status) {
   }
 }
 
+namespace {
+
+// In the partition directory (docs/log-format.md).
+constexpr char kProducerSnapshotFile[] = "producer-state.snapshot";
+
+// The file's bytes; kNotFound when it does not exist.
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return absl::NotFoundError(path);
+    return absl::InternalError(absl::StrCat(path, ": cannot open"));
+  }
+  std::string bytes((std::istreambuf_iterator<char>(in)),
+                    std::istreambuf_iterator<char>());
+  if (in.bad()) return absl::InternalError(absl::StrCat(path, ": read error"));
+  return bytes;
+}
+
+}  // namespace
+
 absl::Status Partition::RebuildProducerState() {
   absl::ReaderMutexLock lock(&ops_mu_);
   absl::MutexLock producer_lock(&producer_mu_);
+  const std::string path =
+      absl::StrCat(log_->dir(), "/", kProducerSnapshotFile);
+  absl::StatusOr<std::string> bytes = ReadWholeFile(path);
+  if (!bytes.ok() && !absl::IsNotFound(bytes.status())) {
+    spdlog::warn("{}: ignoring the producer snapshot: {}", id_.ToString(),
+                 bytes.status().ToString());
+  }
+  if (bytes.ok()) {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);  // never used twice (see header)
+    // Only while the log still reaches the snapshot's offset, and only if
+    // the batches after it are no more than the rebuild below would read.
+    const std::vector<log::Offset> bases = log_->segment_base_offsets();
+    const log::Offset window =
+        bases.size() > 2 ? bases[bases.size() - 2] : log_->log_start_offset();
+    absl::StatusOr<log::Offset> at = producer_state_.LoadSnapshot(*bytes);
+    if (at.ok() && *at <= log_->log_end_offset() && *at >= window) {
+      return producer_state_.ApplyLogFrom(*log_, *at);
+    }
+    spdlog::warn("{}: ignoring the producer snapshot: {}", id_.ToString(),
+                 at.ok() ? absl::StrCat("offset ", *at, " is outside [", window,
+                                        ", ", log_->log_end_offset(), "]")
+                         : at.status().ToString());
+    producer_state_.Clear();
+  }
   return producer_state_.RebuildFromLog(*log_);
+}
+
+absl::Status Partition::WriteProducerSnapshot() {
+  absl::ReaderMutexLock lock(&ops_mu_);
+  if (deleted_) return absl::OkStatus();
+  absl::MutexLock producer_lock(&producer_mu_);
+  // Under producer_mu_ every idempotent batch below the log end is in the
+  // state (they are appended under it).
+  return log::WriteFileAtomically(
+      absl::StrCat(log_->dir(), "/", kProducerSnapshotFile),
+      producer_state_.EncodeSnapshot(log_->log_end_offset()));
 }
 
 ReadResult Partition::Read(log::Offset fetch_offset, size_t max_bytes,

@@ -101,10 +101,15 @@ class Partition : public std::enable_shared_from_this<Partition> {
   void Produce(std::string records, Acks acks,
                std::function<void(ProduceResult)> done);
 
-  // Loads the idempotent-producer state from the last two segments of the
-  // log. Call once, before the partition serves requests. Errors: the
-  // log's read errors.
+  // Loads the idempotent-producer state: from the snapshot a clean shutdown
+  // wrote (then the batches after its offset), else from the last two
+  // segments of the log. The snapshot file is removed either way, so a
+  // later crash never finds a stale one. Call once, before the partition
+  // serves requests. Errors: the log's read errors.
   absl::Status RebuildProducerState();
+  // Writes the producer state to the snapshot file (at clean shutdown, when
+  // no request is being served). Errors: the file's.
+  absl::Status WriteProducerSnapshot();
 
   // Whole batches from the one containing `fetch_offset`, below the high
   // watermark, up to about `max_bytes` (at least one batch when there is

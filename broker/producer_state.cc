@@ -1,6 +1,7 @@
 #include "broker/producer_state.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -11,6 +12,8 @@
 
 #include "broker/errors.h"
 #include "common/check.h"
+#include "common/crc32c.h"
+#include "common/endian.h"
 #include "common/status_macros.h"
 
 namespace runnel::broker {
@@ -226,6 +229,12 @@ absl::Status ProducerStateManager::RebuildFromLog(log::PartitionLog& log,
   if (segments > 0 && bases.size() > static_cast<size_t>(segments)) {
     offset = std::max(offset, bases[bases.size() - segments]);
   }
+  return ApplyLogFrom(log, offset);
+}
+
+absl::Status ProducerStateManager::ApplyLogFrom(log::PartitionLog& log,
+                                                log::Offset offset) {
+  offset = std::max(offset, log.log_start_offset());
   while (offset < log.log_end_offset()) {
     RUNNEL_ASSIGN_OR_RETURN(log::PartitionLog::ReadResult read,
                             log.Read(offset, kRebuildReadBytes));
@@ -241,6 +250,109 @@ absl::Status ProducerStateManager::RebuildFromLog(log::PartitionLog& log,
     offset = read.next_offset;
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+// producer-state.snapshot (docs/log-format.md), big-endian:
+//   magic "RNPS" | version u16 | reserved u16 | offset i64 | producers u32
+//   per producer: id i64 | epoch i16 | runs u16
+//     per run: first_sequence i32 | last_sequence i32 | first_offset i64 |
+//              last_offset i64 | timestamp_ms i64
+//   crc32c u32 of every byte before it
+constexpr char kSnapshotMagic[4] = {'R', 'N', 'P', 'S'};
+constexpr uint16_t kSnapshotVersion = 1;
+constexpr size_t kSnapshotHeaderBytes = 4 + 2 + 2 + 8 + 4;
+constexpr size_t kProducerBytes = 8 + 2 + 2;
+constexpr size_t kRunBytes = 4 + 4 + 8 + 8 + 8;
+
+void PutBe16(std::string& out, uint16_t v) {
+  char b[2];
+  StoreBe16(b, v);
+  out.append(b, 2);
+}
+void PutBe32(std::string& out, uint32_t v) {
+  char b[4];
+  StoreBe32(b, v);
+  out.append(b, 4);
+}
+void PutBe64(std::string& out, uint64_t v) {
+  char b[8];
+  StoreBe64(b, v);
+  out.append(b, 8);
+}
+
+}  // namespace
+
+std::string ProducerStateManager::EncodeSnapshot(log::Offset offset) const {
+  std::string out(kSnapshotMagic, sizeof(kSnapshotMagic));
+  PutBe16(out, kSnapshotVersion);
+  PutBe16(out, 0);
+  PutBe64(out, static_cast<uint64_t>(offset));
+  PutBe32(out, static_cast<uint32_t>(producers_.size()));
+  for (const auto& [id, entry] : producers_) {
+    PutBe64(out, static_cast<uint64_t>(id));
+    PutBe16(out, static_cast<uint16_t>(entry.epoch));
+    PutBe16(out, static_cast<uint16_t>(entry.batches.size()));
+    for (const ProducerBatchMetadata& run : entry.batches) {
+      PutBe32(out, static_cast<uint32_t>(run.first_sequence));
+      PutBe32(out, static_cast<uint32_t>(run.last_sequence));
+      PutBe64(out, static_cast<uint64_t>(run.first_offset));
+      PutBe64(out, static_cast<uint64_t>(run.last_offset));
+      PutBe64(out, static_cast<uint64_t>(run.timestamp_ms));
+    }
+  }
+  PutBe32(out, Crc32c(out));
+  return out;
+}
+
+absl::StatusOr<log::Offset> ProducerStateManager::LoadSnapshot(
+    std::string_view bytes) {
+  auto corrupt = [](const char* why) {
+    return absl::DataLossError(absl::StrCat("producer-state snapshot: ", why));
+  };
+  if (bytes.size() < kSnapshotHeaderBytes + 4) return corrupt("truncated");
+  const std::string_view body = bytes.substr(0, bytes.size() - 4);
+  if (LoadBe32(bytes.data() + body.size()) != Crc32c(body)) {
+    return corrupt("crc mismatch");
+  }
+  if (body.substr(0, 4) != std::string_view(kSnapshotMagic, 4)) {
+    return corrupt("bad magic");
+  }
+  const char* p = body.data() + 4;
+  if (LoadBe16(p) != kSnapshotVersion) return corrupt("unknown version");
+  const auto offset = static_cast<log::Offset>(LoadBe64(p + 4));
+  const uint32_t count = LoadBe32(p + 12);
+  p = body.data() + kSnapshotHeaderBytes;
+  const char* const end = body.data() + body.size();
+  absl::flat_hash_map<int64_t, Entry> producers;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (end - p < static_cast<ptrdiff_t>(kProducerBytes)) {
+      return corrupt("truncated producer");
+    }
+    const auto id = static_cast<int64_t>(LoadBe64(p));
+    Entry entry;
+    entry.epoch = static_cast<int16_t>(LoadBe16(p + 8));
+    const uint16_t runs = LoadBe16(p + 10);
+    p += kProducerBytes;
+    if (end - p < static_cast<ptrdiff_t>(runs * kRunBytes)) {
+      return corrupt("truncated runs");
+    }
+    for (uint16_t r = 0; r < runs; ++r, p += kRunBytes) {
+      entry.batches.push_back(
+          ProducerBatchMetadata{static_cast<int32_t>(LoadBe32(p)),
+                                static_cast<int32_t>(LoadBe32(p + 4)),
+                                static_cast<log::Offset>(LoadBe64(p + 8)),
+                                static_cast<log::Offset>(LoadBe64(p + 16)),
+                                static_cast<int64_t>(LoadBe64(p + 24))});
+    }
+    if (id < 0 || !producers.emplace(id, std::move(entry)).second) {
+      return corrupt("bad or repeated producer id");
+    }
+  }
+  if (p != end) return corrupt("trailing bytes");
+  producers_ = std::move(producers);
+  return offset;
 }
 
 std::optional<int16_t> ProducerStateManager::epoch_of(

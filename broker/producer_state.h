@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <string>
+#include <string_view>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -105,6 +107,19 @@ class ProducerStateManager {
   // `log` (from the log start when it has fewer). Call on an empty manager
   // before the partition serves produce requests. Errors: the log's reads.
   absl::Status RebuildFromLog(log::PartitionLog& log, int segments = 2);
+
+  // The state as a snapshot file's bytes, valid at log offset `offset`
+  // (every idempotent batch below it is in the state, none at or above it).
+  // Layout: docs/log-format.md ("producer-state.snapshot").
+  std::string EncodeSnapshot(log::Offset offset) const;
+  // Replaces the state with a snapshot's; returns the snapshot's offset.
+  // kDataLoss (state unchanged) for bytes that are not a whole, intact
+  // snapshot of this version.
+  absl::StatusOr<log::Offset> LoadSnapshot(std::string_view bytes);
+  // Forgets every producer.
+  void Clear() { producers_.clear(); }
+  // RebuildFromLog from `offset` on: the batches of [offset, log end).
+  absl::Status ApplyLogFrom(log::PartitionLog& log, log::Offset offset);
 
   // For tests and metrics.
   size_t producer_count() const { return producers_.size(); }

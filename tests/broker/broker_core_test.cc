@@ -1,5 +1,7 @@
 #include "broker/broker_core.h"
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -745,6 +747,54 @@ TEST_F(BrokerCoreTest, ParkedRequestsAreAnsweredOnDeleteAndOnClose) {
   CloseCore();
   EXPECT_TRUE(closed.done.HasBeenNotified());
   EXPECT_NE(ErrorKindOf(closed.result.status), ErrorKind::kNone);
+}
+
+// Producer state across a clean restart comes from the snapshot: a producer
+// whose last batch lies before the two segments the log rebuild reads is
+// still known, so its retry is answered as a duplicate.
+TEST_F(BrokerCoreTest, ACleanRestartKeepsProducersFromTheSnapshot) {
+  CreateTopic("t", 1, {{"segment.bytes", "200"}});  // a segment per batch
+  const int64_t pid = core_->InitProducerId().value().producer_id;
+  const std::string batch = IdempotentBatch(pid, 0, 0, 2);
+  ProduceResult first = ProduceSync(*core_, "t", 0, batch);
+  ASSERT_THAT(first.status, IsOk());
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_THAT(ProduceSync(*core_, "t", 0, MakeBatch(2)).status, IsOk());
+  }
+  CloseCore();
+  const std::string snapshot =
+      dir_.Sub("data") + "/t-0/producer-state.snapshot";
+  ASSERT_TRUE(std::filesystem::exists(snapshot));
+  OpenCore();
+  EXPECT_FALSE(std::filesystem::exists(snapshot)) << "used once, then removed";
+  ProduceResult dup = ProduceSync(*core_, "t", 0, batch);
+  ASSERT_THAT(dup.status, IsOk());
+  EXPECT_EQ(dup.base_offset, first.base_offset);
+  EXPECT_EQ(LogEnd("t"), 10);
+  // And the producer's next batch follows on.
+  ProduceResult next =
+      ProduceSync(*core_, "t", 0, IdempotentBatch(pid, 0, 2, 1));
+  ASSERT_THAT(next.status, IsOk());
+  EXPECT_EQ(next.base_offset, 10);
+}
+
+TEST_F(BrokerCoreTest, ADamagedSnapshotFallsBackToReadingTheLog) {
+  CreateTopic("t");
+  const int64_t pid = core_->InitProducerId().value().producer_id;
+  const std::string batch = IdempotentBatch(pid, 0, 0, 3);
+  ASSERT_THAT(ProduceSync(*core_, "t", 0, batch).status, IsOk());
+  CloseCore();
+  const std::string snapshot =
+      dir_.Sub("data") + "/t-0/producer-state.snapshot";
+  {
+    std::ofstream out(snapshot, std::ios::binary | std::ios::trunc);
+    out << "not a snapshot";
+  }
+  OpenCore();
+  ProduceResult dup = ProduceSync(*core_, "t", 0, batch);
+  ASSERT_THAT(dup.status, IsOk());
+  EXPECT_EQ(dup.base_offset, 0);
+  EXPECT_EQ(LogEnd("t"), 3);
 }
 
 TEST_F(BrokerCoreTest, RacingRequestsOfOneProducerAppendOnce) {

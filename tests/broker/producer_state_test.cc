@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,60 @@ TEST(ProducerStateManagerTest, NextSequenceIsAppendedAndExtendsTheRun) {
   EXPECT_TRUE(d->duplicate);
   EXPECT_EQ(d->first_offset, 3);
   EXPECT_EQ(d->last_offset, 4);
+}
+
+TEST(ProducerStateManagerTest, SnapshotRoundTripsTheState) {
+  ProducerStateManager state;
+  Append(state, Id(7, 0, 0, 3), 0);
+  Append(state, Id(7, 0, 3, 2), 5);  // a second run
+  Append(state, Id(9, 4, 0, 1), 10);
+  const std::string bytes = state.EncodeSnapshot(11);
+  ProducerStateManager loaded;
+  absl::StatusOr<log::Offset> at = loaded.LoadSnapshot(bytes);
+  ASSERT_THAT(at, IsOk());
+  EXPECT_EQ(*at, 11);
+  ASSERT_EQ(loaded.producer_count(), 2u);
+  EXPECT_EQ(loaded.epoch_of(9), std::optional<int16_t>(4));
+  for (int64_t pid : {7, 9}) {
+    const auto want = state.batches_of(pid), got = loaded.batches_of(pid);
+    ASSERT_EQ(got.size(), want.size()) << pid;
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(got[i].first_sequence, want[i].first_sequence);
+      EXPECT_EQ(got[i].last_sequence, want[i].last_sequence);
+      EXPECT_EQ(got[i].first_offset, want[i].first_offset);
+      EXPECT_EQ(got[i].last_offset, want[i].last_offset);
+      EXPECT_EQ(got[i].timestamp_ms, want[i].timestamp_ms);
+    }
+  }
+  // What the state decides is the same too.
+  absl::StatusOr<SequenceDecision> d = loaded.Check({Id(7, 0, 3, 2)});
+  ASSERT_THAT(d, IsOk());
+  EXPECT_TRUE(d->duplicate);
+  EXPECT_EQ(d->first_offset, 5);
+  EXPECT_EQ(KindOfCheck(loaded, {Id(7, 0, 6, 1)}),
+            ErrorKind::kOutOfOrderSequence);
+  EXPECT_EQ(KindOfCheck(loaded, {Id(7, 0, 5, 1)}), ErrorKind::kNone);
+}
+
+TEST(ProducerStateManagerTest, DamagedSnapshotIsDataLossAndChangesNothing) {
+  ProducerStateManager state;
+  Append(state, Id(7, 0, 0, 3), 0);
+  const std::string good = state.EncodeSnapshot(3);
+  std::vector<std::string> bad = {"", good.substr(0, good.size() - 1),
+                                  good + "x"};
+  for (size_t i = 0; i < good.size(); i += 7) {
+    std::string flipped = good;
+    flipped[i] ^= 0x10;
+    bad.push_back(flipped);
+  }
+  ProducerStateManager other;
+  Append(other, Id(1, 0, 0, 1), 0);
+  for (const std::string& bytes : bad) {
+    EXPECT_EQ(other.LoadSnapshot(bytes).status().code(),
+              absl::StatusCode::kDataLoss);
+    EXPECT_EQ(other.producer_count(), 1u);
+    EXPECT_EQ(other.batches_of(1).size(), 1u);
+  }
 }
 
 TEST(ProducerStateManagerTest, DuplicateOfARecentBatchReturnsItsOffsets) {
