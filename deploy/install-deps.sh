@@ -17,8 +17,9 @@ PACKAGES=(
   libcli11-dev libspdlog-dev libfmt-dev libcpp-httplib-dev
   libgoogle-perftools-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  # tools used by benchmarks and tests
-  fio
+  # tools used by benchmarks and tests (fio, iperf3 and Redis only for the
+  # reference figures of docs/benchmarks.md)
+  fio iperf3 redis-server redis-tools
 )
 
 missing=()
