@@ -46,11 +46,15 @@ absl::StatusOr<int64_t> NextOffsetAfter(const TopicPartition& tp,
 }
 
 // Decodes a fetched partition's batches into records at or after `from`.
-absl::Status DecodeRecords(const TopicPartition& tp, const std::string& bytes,
+// The records view `bytes` (or, for a compressed batch, the buffer it was
+// decompressed into) and share its ownership.
+absl::Status DecodeRecords(const TopicPartition& tp,
+                           const std::shared_ptr<const std::string>& bytes,
                            int64_t from, bool check_crcs,
                            std::vector<ConsumerRecord>& out) {
+  if (bytes == nullptr) return absl::OkStatus();
   RUNNEL_ASSIGN_OR_RETURN(std::vector<log::RecordBatchView> batches,
-                          log::SplitBatches(bytes));
+                          log::SplitBatches(*bytes));
   if (check_crcs) {
     for (const log::RecordBatchView& batch : batches) {
       if (!batch.CrcMatches()) {
@@ -71,23 +75,33 @@ absl::Status DecodeRecords(const TopicPartition& tp, const std::string& bytes,
     if (batch.is_control() || batch.last_offset() < from) continue;
     const bool log_append =
         batch.timestamp_type() == log::TimestampType::kLogAppendTime;
-    absl::Status s = batch.ForEachRecord([&](log::Record r) -> absl::Status {
-      if (r.offset < from) return absl::OkStatus();
-      ConsumerRecord c;
-      c.topic = tp.topic;
-      c.partition = tp.partition;
-      c.offset = r.offset;
-      c.timestamp_ms = r.timestamp;
-      c.log_append_time = log_append;
-      c.key = std::move(r.key);
-      c.value = std::move(r.value);
-      c.headers.reserve(r.headers.size());
-      for (log::RecordHeader& h : r.headers) {
-        c.headers.push_back(Header{std::move(h.key), std::move(h.value)});
-      }
-      out.push_back(std::move(c));
-      return absl::OkStatus();
-    });
+    std::shared_ptr<const void> storage = bytes;
+    std::shared_ptr<std::string> decompressed;
+    if (batch.compression() != log::Compression::kNone) {
+      decompressed = std::make_shared<std::string>();
+      storage = decompressed;
+    }
+    absl::Status s = batch.ForEachRecordView(
+        [&](const log::RecordView& r) -> absl::Status {
+          if (r.offset < from) return absl::OkStatus();
+          ConsumerRecord& c = out.emplace_back();
+          c.topic = tp.topic;
+          c.partition = tp.partition;
+          c.offset = r.offset;
+          c.timestamp_ms = r.timestamp;
+          c.log_append_time = log_append;
+          c.key = r.key;
+          c.value = r.value;
+          if (!r.headers.empty()) {
+            c.headers.reserve(r.headers.size());
+            for (const log::RecordHeaderView& h : r.headers) {
+              c.headers.push_back(HeaderView{h.key, h.value});
+            }
+          }
+          c.storage = storage;
+          return absl::OkStatus();
+        },
+        decompressed.get());
     if (!s.ok()) {
       return absl::Status(s.code(),
                           absl::StrCat(PartitionName(tp), " offset ",
@@ -137,8 +151,9 @@ class Consumer::Impl {
     uint64_t epoch = 0;
     int64_t from = 0;         // the fetch offset: records below it are skipped
     int64_t next_offset = 0;  // position after the chunk
-    std::string bytes;        // the batches; empty once decoded
-    size_t size = 0;          // bytes.size() as counted in buffered_bytes_
+    // The batches; the decoded records share them (null once decoded).
+    std::shared_ptr<const std::string> bytes;
+    size_t size = 0;  // bytes->size() as counted in buffered_bytes_
     bool decoded = false;
     std::vector<ConsumerRecord> records;
     size_t next = 0;  // first record not yet returned
@@ -413,7 +428,7 @@ absl::StatusOr<std::vector<ConsumerRecord>> Consumer::Impl::Poll(
             DecodeRecords(chunk.tp, chunk.bytes, chunk.from,
                           options_.check_crcs, chunk.records);
         chunk.decoded = true;
-        std::string().swap(chunk.bytes);
+        chunk.bytes.reset();
         if (!decoded.ok()) {
           // Records before the bad batch are dropped with it; the partition
           // stops until the next Seek.
@@ -711,8 +726,11 @@ void Consumer::Impl::HandlePartition(const Want& want,
   chunk.from = want.offset;
   chunk.next_offset = want.offset;
   if (next.ok()) {
-    chunk.bytes = std::move(*r.mutable_records());
-    chunk.size = chunk.bytes.size();
+    chunk.size = r.records().size();
+    if (chunk.size > 0) {
+      chunk.bytes =
+          std::make_shared<const std::string>(std::move(*r.mutable_records()));
+    }
   }
   absl::MutexLock lock(&mu_);
   auto it = parts_.find(tp);
@@ -727,7 +745,7 @@ void Consumer::Impl::HandlePartition(const Want& want,
   }
   chunk.next_offset = *next;
   s.fetch_position = *next;
-  if (chunk.bytes.empty() && chunk.next_offset == want.offset) return;
+  if (chunk.size == 0 && chunk.next_offset == want.offset) return;
   buffered_bytes_ += chunk.size;
   chunks_.push_back(std::move(chunk));
   poll_cv_.SignalAll();

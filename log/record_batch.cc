@@ -317,38 +317,40 @@ std::optional<std::string> ToOwned(const std::optional<std::string_view>& v) {
   return std::string(*v);
 }
 
-// Builds owned Records and hands each to the caller's function.
-class DecodingVisitor {
+// Builds RecordViews (headers collected in a reused vector) and hands each
+// to the caller's function.
+class ViewVisitor {
  public:
-  DecodingVisitor(const RecordBatchView& view,
-                  const std::function<absl::Status(Record)>& fn)
+  ViewVisitor(const RecordBatchView& view,
+              absl::FunctionRef<absl::Status(const RecordView&)> fn)
       : view_(view), fn_(fn) {}
-  DecodingVisitor(const DecodingVisitor&) = delete;
-  DecodingVisitor& operator=(const DecodingVisitor&) = delete;
+  ViewVisitor(const ViewVisitor&) = delete;
+  ViewVisitor& operator=(const ViewVisitor&) = delete;
 
   void OnHeader(std::string_view key,
                 const std::optional<std::string_view>& value) {
-    headers_.push_back(RecordHeader{std::string(key), ToOwned(value)});
+    headers_.push_back(RecordHeaderView{key, value});
   }
 
   absl::Status OnRecord(const RecordFields& fields) {
-    Record record;
+    RecordView record;
     record.offset = WrappingAdd(view_.base_offset(), fields.offset_delta);
     record.timestamp =
         view_.timestamp_type() == TimestampType::kLogAppendTime
             ? view_.max_timestamp()
             : WrappingAdd(view_.base_timestamp(), fields.timestamp_delta);
-    record.key = ToOwned(fields.key);
-    record.value = ToOwned(fields.value);
-    record.headers = std::move(headers_);
+    record.key = fields.key;
+    record.value = fields.value;
+    record.headers = headers_;
+    absl::Status s = fn_(record);
     headers_.clear();
-    return fn_(std::move(record));
+    return s;
   }
 
  private:
   const RecordBatchView& view_;
-  const std::function<absl::Status(Record)>& fn_;
-  std::vector<RecordHeader> headers_;
+  absl::FunctionRef<absl::Status(const RecordView&)> fn_;
+  std::vector<RecordHeaderView> headers_;
 };
 
 // Decompresses the records of a compressed batch, mapping the codec's errors
@@ -558,6 +560,27 @@ uint32_t RecordBatchView::ComputeCrc() const {
 
 absl::Status RecordBatchView::ForEachRecord(
     const std::function<absl::Status(Record)>& fn, BatchSource source) const {
+  std::string decompressed;
+  return ForEachRecordView(
+      [&fn](const RecordView& v) {
+        Record record;
+        record.offset = v.offset;
+        record.timestamp = v.timestamp;
+        record.key = ToOwned(v.key);
+        record.value = ToOwned(v.value);
+        record.headers.reserve(v.headers.size());
+        for (const RecordHeaderView& h : v.headers) {
+          record.headers.push_back(
+              RecordHeader{std::string(h.key), ToOwned(h.value)});
+        }
+        return fn(std::move(record));
+      },
+      &decompressed, source);
+}
+
+absl::Status RecordBatchView::ForEachRecordView(
+    absl::FunctionRef<absl::Status(const RecordView&)> fn,
+    std::string* decompressed, BatchSource source) const {
   if (!IsKnownCompression(attributes())) {
     return BatchError(source, kAttributesPos,
                       absl::StrCat("unknown compression codec ",
@@ -571,18 +594,17 @@ absl::Status RecordBatchView::ForEachRecord(
   // Decoding is lenient where Validate is strict about offset deltas and
   // timestamps: a compacted batch keeps its records' original offset deltas.
   const WalkRules rules{.strict = false};
-  DecodingVisitor visitor(*this, fn);
+  ViewVisitor visitor(*this, fn);
   const std::string_view records = bytes_.substr(kBatchHeaderSize);
   if (compression() == Compression::kNone) {
     return WalkRecords(records, count,
                        RecordsContext{source, kBatchHeaderSize, false}, rules,
                        visitor);
   }
-  std::string decompressed;
   RUNNEL_RETURN_IF_ERROR(DecompressRecords(compression(), records,
                                            kDefaultMaxDecompressedBytes, source,
-                                           decompressed));
-  return WalkRecords(decompressed, count,
+                                           *decompressed));
+  return WalkRecords(*decompressed, count,
                      RecordsContext{source, kBatchHeaderSize, true}, rules,
                      visitor);
 }

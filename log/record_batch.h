@@ -12,8 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 
 #include "log/types.h"
 
@@ -76,6 +78,23 @@ struct Record {
   std::vector<RecordHeader> headers;
 };
 
+// One header of a RecordView: views, like the record's.
+struct RecordHeaderView {
+  std::string_view key;
+  std::optional<std::string_view> value;
+};
+
+// One decoded record as views into the batch's bytes (or into the buffer its
+// records were decompressed into); valid only while those bytes are.
+struct RecordView {
+  Offset offset = 0;
+  int64_t timestamp = 0;
+  std::optional<std::string_view> key;
+  std::optional<std::string_view> value;
+  // Valid only during the callback that receives the view.
+  absl::Span<const RecordHeaderView> headers;
+};
+
 // Where a batch came from decides the status code of a failed check: from a
 // client or peer (kInvalidArgument) or from our own disk (kDataLoss).
 enum class BatchSource { kWire, kDisk };
@@ -134,6 +153,13 @@ class RecordBatchView {
   // A batch with record count 0 and no record bytes yields no records.
   absl::Status ForEachRecord(const std::function<absl::Status(Record)>& fn,
                              BatchSource source = BatchSource::kWire) const;
+  // The same without copying: `fn` gets views into this batch's bytes, or,
+  // for a compressed batch, into `*decompressed`, which this fills (and the
+  // caller keeps as long as it uses the views). Nothing is allocated per
+  // record.
+  absl::Status ForEachRecordView(
+      absl::FunctionRef<absl::Status(const RecordView&)> fn,
+      std::string* decompressed, BatchSource source = BatchSource::kWire) const;
   absl::StatusOr<std::vector<Record>> DecodeRecords(
       BatchSource source = BatchSource::kWire) const;
 

@@ -32,7 +32,7 @@ struct ConsumeArgs {
   bool json = false;
 };
 
-void WriteRaw(const std::optional<std::string>& bytes) {
+void WriteRaw(const std::optional<std::string_view>& bytes) {
   if (bytes) {
     std::fwrite(bytes->data(), 1, bytes->size(), stdout);
   } else {

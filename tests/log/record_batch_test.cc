@@ -242,6 +242,53 @@ class RecordBatchCodecTest : public ::testing::TestWithParam<Compression> {
   std::string bytes_;
 };
 
+TEST_P(RecordBatchCodecTest, RecordViewsPointIntoTheBatchOrItsDecompression) {
+  RecordBatchBuilder builder(Options());
+  builder.Append(10, "k0", "v0", {RecordHeader{"h", "x"}});
+  builder.Append(11, std::nullopt, std::string(3000, 'v'),
+                 {RecordHeader{"a", std::nullopt}, RecordHeader{"b", ""}});
+  builder.Append(12, "", std::nullopt);
+  (void)RoundTrip(builder);
+  RecordBatchView view = *RecordBatchView::Parse(bytes_);
+  std::string decompressed;
+  // The bytes a view may point into: the batch's, or the decompressed ones.
+  auto inside = [&](std::string_view v) {
+    const std::string_view home = GetParam() == Compression::kNone
+                                      ? std::string_view(bytes_)
+                                      : std::string_view(decompressed);
+    return v.data() >= home.data() &&
+           v.data() + v.size() <= home.data() + home.size();
+  };
+  std::vector<std::string> seen;
+  ASSERT_THAT(view.ForEachRecordView(
+                  [&](const RecordView& r) {
+                    std::string line =
+                        std::to_string(r.offset) + "@" +
+                        std::to_string(r.timestamp) + " " +
+                        std::string(r.key.value_or("null")) + "=" +
+                        std::to_string(r.value ? r.value->size() : 0);
+                    if (r.key) {
+                      EXPECT_TRUE(inside(*r.key));
+                    }
+                    if (r.value) {
+                      EXPECT_TRUE(inside(*r.value));
+                    }
+                    for (const RecordHeaderView& h : r.headers) {
+                      EXPECT_TRUE(inside(h.key));
+                      line += " " + std::string(h.key) + ":" +
+                              std::string(h.value.value_or("null"));
+                    }
+                    seen.push_back(line);
+                    return absl::OkStatus();
+                  },
+                  &decompressed),
+              IsOk());
+  EXPECT_THAT(seen, ::testing::ElementsAre(
+                        "1000@10 k0=2 h:x",
+                        "1001@11 null=3000 a:null b:", "1002@12 =0"));
+  EXPECT_EQ(decompressed.empty(), GetParam() == Compression::kNone);
+}
+
 TEST_P(RecordBatchCodecTest, NullAndEmptyKeysAndValuesStayDistinct) {
   RecordBatchBuilder builder(Options());
   builder.Append(10, std::nullopt, std::nullopt);

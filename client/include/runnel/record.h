@@ -5,8 +5,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -64,16 +66,33 @@ struct RecordMetadata {
 using DeliveryCallback =
     std::function<void(const absl::StatusOr<RecordMetadata>& result)>;
 
-// What a consumer receives.
+// One header of a ConsumerRecord: views, like the record's key and value.
+struct HeaderView {
+  std::string_view key;
+  std::optional<std::string_view> value;
+  bool operator==(const HeaderView&) const = default;
+  // Compares with a producer's header (tests, filters).
+  bool operator==(const Header& h) const {
+    return key == h.key && value == h.value;
+  }
+};
+
+// What a consumer receives. key, value and headers are views into the
+// fetched batches (no copy per record, as librdkafka's messages point into
+// its fetch buffers): they stay valid as long as this record, or a copy of
+// it, lives, because `storage` keeps the bytes. Take a std::string of a
+// view to keep it longer.
 struct ConsumerRecord {
   std::string topic;
   int32_t partition = 0;
   int64_t offset = 0;
   int64_t timestamp_ms = 0;
   bool log_append_time = false;  // timestamp type of the batch
-  std::optional<std::string> key;
-  std::optional<std::string> value;
-  std::vector<Header> headers;
+  std::optional<std::string_view> key;
+  std::optional<std::string_view> value;
+  std::vector<HeaderView> headers;
+  // Owns the bytes the views point into; shared by a fetch's records.
+  std::shared_ptr<const void> storage;
 };
 
 // Acknowledgement level (Kafka's acks=0 / 1 / all).
