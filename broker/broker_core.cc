@@ -106,8 +106,13 @@ absl::StatusOr<std::unique_ptr<BrokerCore>> BrokerCore::Open(
   topic_options.broker_id = options.broker_id;
   topic_options.default_num_partitions = options.default_num_partitions;
   topic_options.clock = options.clock;
-  topic_options.timers = core->timers_.get();
-  topic_options.reorder_wait = options.reorder_wait;
+  topic_options.partition.timers = core->timers_.get();
+  topic_options.partition.reorder_wait = options.reorder_wait;
+  topic_options.partition.clock = options.clock;
+  topic_options.partition.producer_id_expiration =
+      options.producer_id_expiration;
+  topic_options.partition.producer_id_expiration_check_interval =
+      options.producer_id_expiration_check_interval;
   FetchPurgatory* purgatory = core->purgatory_.get();
   topic_options.on_hw_advanced = [purgatory](const TopicPartition& tp) {
     purgatory->Notify(tp);

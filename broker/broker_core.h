@@ -47,6 +47,10 @@ struct BrokerCoreOptions {
   // How long an idempotent request that arrived before its predecessor
   // waits for it (Partition::Produce).
   absl::Duration reorder_wait = Partition::kDefaultReorderWait;
+  // Kafka's producer.id.expiration.ms and
+  // producer.id.expiration.check.interval.ms (PartitionOptions).
+  absl::Duration producer_id_expiration = absl::Hours(24);
+  absl::Duration producer_id_expiration_check_interval = absl::Minutes(10);
   // null: a LocalMetadataStore in data_dir.
   std::unique_ptr<MetadataStore> metadata;
 };

@@ -48,6 +48,8 @@ struct Flags {
   int64_t retention_bytes = log::LogConfig{}.retention_bytes;
   int64_t retention_check_interval_ms = 300000;
   int64_t checkpoint_interval_ms = 60000;
+  int64_t producer_id_expiration_ms = 86400000;
+  int64_t producer_id_expiration_check_interval_ms = 600000;
   int32_t max_message_bytes = log::LogConfig{}.max_message_bytes;
   bool direct_io = log::LogConfig{}.direct_io;
   std::string log_level = "info";
@@ -101,6 +103,17 @@ void AddFlags(CLI::App& app, Flags& f) {
   app.add_option("--log-checkpoint-interval-ms", f.checkpoint_interval_ms,
                  "Period of the recovery-point checkpoint")
       ->capture_default_str();
+  app.add_option("--producer-id-expiration-ms", f.producer_id_expiration_ms,
+                 "Forget an idempotent producer's state in a partition it "
+                 "has not written to for this long "
+                 "(producer.id.expiration.ms)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--producer-id-expiration-check-interval-ms",
+                 f.producer_id_expiration_check_interval_ms,
+                 "Least time between two such checks of a partition")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--max-message-bytes", f.max_message_bytes,
                  "Default max.message.bytes (largest batch)")
       ->capture_default_str();
@@ -219,6 +232,10 @@ int Run(const Flags& f) {
   options.recovery_threads = f.recovery_threads;
   options.retention_check_interval_ms = f.retention_check_interval_ms;
   options.checkpoint_interval_ms = f.checkpoint_interval_ms;
+  options.producer_id_expiration =
+      absl::Milliseconds(f.producer_id_expiration_ms);
+  options.producer_id_expiration_check_interval =
+      absl::Milliseconds(f.producer_id_expiration_check_interval_ms);
   const absl::Time open_start = absl::Now();
   absl::StatusOr<std::unique_ptr<BrokerCore>> core =
       BrokerCore::Open(std::move(options));

@@ -52,13 +52,19 @@ bool AnyIdempotent(absl::string_view records) {
 }  // namespace
 
 Partition::Partition(TopicPartition id, log::PartitionLog* log,
-                     std::unique_ptr<ReplicaState> replica, TimerQueue* timers,
-                     absl::Duration reorder_wait)
+                     std::unique_ptr<ReplicaState> replica,
+                     PartitionOptions options)
     : id_(std::move(id)),
       log_(log),
       replica_(std::move(replica)),
-      timers_(timers),
-      reorder_wait_(reorder_wait),
+      timers_(options.timers),
+      reorder_wait_(options.reorder_wait),
+      clock_(options.clock),
+      producer_id_expiration_(options.producer_id_expiration),
+      producer_id_expiration_check_interval_(
+          options.producer_id_expiration_check_interval),
+      producer_state_(options.clock),
+      last_expiry_check_ms_(options.clock->NowMs()),
       max_message_bytes_(log->config().max_message_bytes) {}
 
 Partition::~Partition() {
@@ -246,7 +252,25 @@ std::vector<Partition::IdempotentRequest> Partition::ProduceIdempotent(
   return decided;
 }
 
+void Partition::RemoveExpiredProducers(bool force) {
+  const int64_t now_ms = clock_->NowMs();
+  if (!force &&
+      now_ms - last_expiry_check_ms_ <
+          absl::ToInt64Milliseconds(producer_id_expiration_check_interval_)) {
+    return;
+  }
+  last_expiry_check_ms_ = now_ms;
+  if (const size_t removed =
+          producer_state_.RemoveExpired(producer_id_expiration_);
+      removed > 0) {
+    spdlog::info("{}: forgot {} producer ids idle for {} or longer",
+                 id_.ToString(), removed,
+                 absl::FormatDuration(producer_id_expiration_));
+  }
+}
+
 bool Partition::TryAppendIdempotent(IdempotentRequest& request) {
+  RemoveExpiredProducers(/*force=*/false);
   absl::StatusOr<SequenceDecision> decision =
       producer_state_.Check(request.ids);
   if (!decision.ok() && producer_state_.AwaitsEarlierBatch(request.ids)) {
@@ -374,6 +398,7 @@ absl::Status Partition::WriteProducerSnapshot() {
   absl::ReaderMutexLock lock(&ops_mu_);
   if (deleted_) return absl::OkStatus();
   absl::MutexLock producer_lock(&producer_mu_);
+  RemoveExpiredProducers(/*force=*/true);
   // Under producer_mu_ every idempotent batch below the log end is in the
   // state (they are appended under it).
   return log::WriteFileAtomically(

@@ -20,6 +20,7 @@
 #include "broker/replica_state.h"
 #include "broker/timer_queue.h"
 #include "broker/topic_partition.h"
+#include "common/clock.h"
 #include "log/log_config.h"
 #include "log/partition_log.h"
 #include "log/types.h"
@@ -59,21 +60,39 @@ struct PartitionState {
   int64_t size_bytes = 0;
 };
 
+struct PartitionOptions {
+  // How long, by default, an idempotent request that arrived before its
+  // predecessor is parked, waiting for it (see Partition::Produce).
+  static constexpr absl::Duration kDefaultReorderWait = absl::Milliseconds(50);
+
+  // For the reorder wait; null: none. Must outlive the partition.
+  TimerQueue* timers = nullptr;
+  absl::Duration reorder_wait = kDefaultReorderWait;
+  // Stamps when producers were last seen. Must outlive the partition.
+  const Clock* clock = SystemClock::Default();
+  // Kafka's producer.id.expiration.ms: the idempotent-producer state of a
+  // producer that appended nothing to this partition for this long is
+  // forgotten (ProducerStateManager::RemoveExpired), checked at most every
+  // producer_id_expiration_check_interval (Kafka's
+  // producer.id.expiration.check.interval.ms) when idempotent batches
+  // arrive, and before a snapshot is written.
+  absl::Duration producer_id_expiration = absl::Hours(24);
+  absl::Duration producer_id_expiration_check_interval = absl::Minutes(10);
+};
+
 // Thread-safe. Operations run concurrently (the log serializes appends);
 // MarkDeleted() waits for running operations and fails later ones with
 // UNKNOWN_TOPIC_OR_PARTITION, after which the log may be deleted.
 // Owned by a std::shared_ptr (the reorder timers hold weak references).
 class Partition : public std::enable_shared_from_this<Partition> {
  public:
-  // How long, by default, an idempotent request that arrived before its
-  // predecessor is parked, waiting for it (see Produce).
-  static constexpr absl::Duration kDefaultReorderWait = absl::Milliseconds(50);
+  static constexpr absl::Duration kDefaultReorderWait =
+      PartitionOptions::kDefaultReorderWait;
 
   // `log` must outlive this object or MarkDeleted(), whichever comes first.
-  // `timers` (may be null: no reorder wait) must outlive this object.
   Partition(TopicPartition id, log::PartitionLog* log,
-            std::unique_ptr<ReplicaState> replica, TimerQueue* timers = nullptr,
-            absl::Duration reorder_wait = kDefaultReorderWait);
+            std::unique_ptr<ReplicaState> replica,
+            PartitionOptions options = {});
   ~Partition();  // fails the parked requests
   Partition(const Partition&) = delete;
   Partition& operator=(const Partition&) = delete;
@@ -192,6 +211,10 @@ class Partition : public std::enable_shared_from_this<Partition> {
   bool TryAppendIdempotent(IdempotentRequest& request)
       ABSL_SHARED_LOCKS_REQUIRED(ops_mu_)
           ABSL_EXCLUSIVE_LOCKS_REQUIRED(producer_mu_);
+  // Forgets producers idle for producer_id_expiration_: when `force`, or
+  // when the last check is a check interval old.
+  void RemoveExpiredProducers(bool force)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(producer_mu_);
   // Timer: fails the parked request `park_id` if it is still parked.
   void ExpireParked(uint64_t park_id) ABSL_LOCKS_EXCLUDED(producer_mu_);
   // Fails every parked request with `status`.
@@ -202,6 +225,9 @@ class Partition : public std::enable_shared_from_this<Partition> {
   const std::unique_ptr<ReplicaState> replica_;
   TimerQueue* const timers_;
   const absl::Duration reorder_wait_;
+  const Clock* const clock_;
+  const absl::Duration producer_id_expiration_;
+  const absl::Duration producer_id_expiration_check_interval_;
 
   // Shared by operations, exclusive for MarkDeleted.
   mutable absl::Mutex ops_mu_;
@@ -211,6 +237,8 @@ class Partition : public std::enable_shared_from_this<Partition> {
   // Taken inside ops_mu_.
   absl::Mutex producer_mu_;
   ProducerStateManager producer_state_ ABSL_GUARDED_BY(producer_mu_);
+  // When RemoveExpired last ran (clock_'s milliseconds).
+  int64_t last_expiry_check_ms_ ABSL_GUARDED_BY(producer_mu_);
   // Requests waiting for an earlier batch of their producer, oldest first.
   std::vector<IdempotentRequest> parked_ ABSL_GUARDED_BY(producer_mu_);
   uint64_t next_park_id_ ABSL_GUARDED_BY(producer_mu_) = 1;

@@ -189,6 +189,7 @@ void ProducerStateManager::OnAppended(const ProducerBatchId& batch,
                                       int64_t timestamp_ms) {
   if (!batch.idempotent()) return;
   Entry& entry = producers_[batch.producer_id];
+  entry.last_seen_ms = clock_->NowMs();
   if (batch.producer_epoch != entry.epoch) {
     entry.batches.clear();
     entry.epoch = batch.producer_epoch;
@@ -326,12 +327,14 @@ absl::StatusOr<log::Offset> ProducerStateManager::LoadSnapshot(
   p = body.data() + kSnapshotHeaderBytes;
   const char* const end = body.data() + body.size();
   absl::flat_hash_map<int64_t, Entry> producers;
+  const int64_t now_ms = clock_->NowMs();
   for (uint32_t i = 0; i < count; ++i) {
     if (end - p < static_cast<ptrdiff_t>(kProducerBytes)) {
       return corrupt("truncated producer");
     }
     const auto id = static_cast<int64_t>(LoadBe64(p));
     Entry entry;
+    entry.last_seen_ms = now_ms;
     entry.epoch = static_cast<int16_t>(LoadBe16(p + 8));
     const uint16_t runs = LoadBe16(p + 10);
     p += kProducerBytes;
@@ -353,6 +356,14 @@ absl::StatusOr<log::Offset> ProducerStateManager::LoadSnapshot(
   if (p != end) return corrupt("trailing bytes");
   producers_ = std::move(producers);
   return offset;
+}
+
+size_t ProducerStateManager::RemoveExpired(absl::Duration expiration) {
+  const int64_t cutoff =
+      clock_->NowMs() - absl::ToInt64Milliseconds(expiration);
+  return absl::erase_if(producers_, [cutoff](const auto& kv) {
+    return kv.second.last_seen_ms <= cutoff;
+  });
 }
 
 std::optional<int16_t> ProducerStateManager::epoch_of(

@@ -15,8 +15,10 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 
+#include "common/clock.h"
 #include "log/partition_log.h"
 #include "log/record_batch.h"
 #include "log/types.h"
@@ -74,7 +76,10 @@ class ProducerStateManager {
   // every batch of the last 5 requests, and never fewer than 5 batches.
   static constexpr size_t kMaxBatchesPerProducer = 5;
 
-  ProducerStateManager() = default;
+  // `clock` (must outlive the manager) stamps when each producer was last
+  // seen, for RemoveExpired.
+  explicit ProducerStateManager(const Clock* clock = SystemClock::Default())
+      : clock_(clock) {}
   ProducerStateManager(const ProducerStateManager&) = delete;
   ProducerStateManager& operator=(const ProducerStateManager&) = delete;
 
@@ -118,6 +123,14 @@ class ProducerStateManager {
   absl::StatusOr<log::Offset> LoadSnapshot(std::string_view bytes);
   // Forgets every producer.
   void Clear() { producers_.clear(); }
+  // Forgets the producers whose last batch this manager recorded (appended,
+  // or loaded from the log or a snapshot) `expiration` or longer ago by the
+  // clock, like Kafka's producer.id.expiration.ms: a long-lived partition
+  // does not keep every producer that ever wrote to it. A forgotten
+  // producer's next batch is checked as an unknown producer's
+  // (UNKNOWN_PRODUCER_ID unless it starts at sequence 0). Returns how many
+  // were removed.
+  size_t RemoveExpired(absl::Duration expiration);
   // RebuildFromLog from `offset` on: the batches of [offset, log end).
   absl::Status ApplyLogFrom(log::PartitionLog& log, log::Offset offset);
 
@@ -131,6 +144,10 @@ class ProducerStateManager {
   struct Entry {
     int16_t epoch = 0;
     std::deque<ProducerBatchMetadata> batches;  // oldest first
+    // The clock's time when the last batch was recorded (the broker's
+    // clock, not the batch's timestamps, which the client sets). Not in
+    // snapshots: loading one counts as seeing every producer in it.
+    int64_t last_seen_ms = 0;
   };
   // Where one producer stands while a request's batches are checked.
   struct Tentative {
@@ -147,6 +164,7 @@ class ProducerStateManager {
   static std::optional<ProducerBatchMetadata> FindDuplicate(
       const Entry& entry, const ProducerBatchId& batch);
 
+  const Clock* const clock_;
   absl::flat_hash_map<int64_t, Entry> producers_;
 };
 

@@ -91,8 +91,8 @@ absl::StatusOr<std::shared_ptr<Partition>> TopicManager::AttachPartition(
       log, options_.broker_id, kLocalLeaderEpoch, [notify, id] {
         if (notify) notify(id);
       });
-  auto partition = std::make_shared<Partition>(
-      id, log, std::move(replica), options_.timers, options_.reorder_wait);
+  auto partition = std::make_shared<Partition>(id, log, std::move(replica),
+                                               options_.partition);
   RUNNEL_RETURN_IF_ERROR(StorageError(partition->RebuildProducerState()));
   return partition;
 }

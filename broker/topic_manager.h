@@ -38,9 +38,9 @@ struct TopicManagerOptions {
   int32_t broker_id = 0;
   int32_t default_num_partitions = 1;     // for NewTopicSpec::num_partitions 0
   Clock* clock = SystemClock::Default();  // creation times
-  // For the partitions' reorder wait (Partition::Produce); may be null.
-  TimerQueue* timers = nullptr;  // must outlive the manager
-  absl::Duration reorder_wait = Partition::kDefaultReorderWait;
+  // Every partition's options (reorder wait and its timers, which must
+  // outlive the manager; producer-id expiration).
+  PartitionOptions partition;
   // Called (cheap, non-blocking, from the log's I/O thread) when a
   // partition's high watermark advances.
   std::function<void(const TopicPartition&)> on_hw_advanced;

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 
 #include "broker/errors.h"
+#include "common/clock.h"
 #include "common/crc32c.h"
 #include "common/endian.h"
 #include "log/io_thread.h"
@@ -39,6 +40,9 @@ class BrokerCoreTest : public ::testing::Test {
     options.data_dir = dir_.Sub("data");
     options.start_background_threads = false;
     options.reorder_wait = reorder_wait;
+    options.clock = clock_;
+    options.producer_id_expiration = producer_id_expiration_;
+    options.producer_id_expiration_check_interval = absl::ZeroDuration();
     auto core = BrokerCore::Open(std::move(options));
     ASSERT_THAT(core, IsOk());
     core_ = *std::move(core);
@@ -62,6 +66,10 @@ class BrokerCoreTest : public ::testing::Test {
   }
 
   runnel::testing::ScopedTempDir dir_;
+  // The core's clock and producer-id expiration (checked at every
+  // idempotent request: no check interval).
+  Clock* clock_ = SystemClock::Default();
+  absl::Duration producer_id_expiration_ = absl::Hours(24);
   std::unique_ptr<BrokerCore> core_;
 };
 
@@ -776,6 +784,55 @@ TEST_F(BrokerCoreTest, ACleanRestartKeepsProducersFromTheSnapshot) {
       ProduceSync(*core_, "t", 0, IdempotentBatch(pid, 0, 2, 1));
   ASSERT_THAT(next.status, IsOk());
   EXPECT_EQ(next.base_offset, 10);
+}
+
+TEST_F(BrokerCoreTest, IdleProducersAreForgottenAfterTheExpiration) {
+  ManualClock clock;
+  CloseCore();
+  clock_ = &clock;
+  producer_id_expiration_ = absl::Seconds(10);
+  OpenCore();
+  CreateTopic("t");
+  const int64_t idle = core_->InitProducerId().value().producer_id;
+  const int64_t busy = core_->InitProducerId().value().producer_id;
+  const std::string idle_first = IdempotentBatch(idle, 0, 0, 2);
+  ASSERT_THAT(ProduceSync(*core_, "t", 0, idle_first).status, IsOk());
+  ASSERT_THAT(
+      ProduceSync(*core_, "t", 0, IdempotentBatch(busy, 0, 0, 1)).status,
+      IsOk());
+  clock.AdvanceMs(9999);
+  // Not yet: a retry of the idle producer's batch is still a duplicate.
+  ProduceResult dup = ProduceSync(*core_, "t", 0, idle_first);
+  ASSERT_THAT(dup.status, IsOk());
+  EXPECT_EQ(dup.base_offset, 0);
+  EXPECT_EQ(LogEnd("t"), 3);
+  ASSERT_THAT(
+      ProduceSync(*core_, "t", 0, IdempotentBatch(busy, 0, 1, 1)).status,
+      IsOk());
+  clock.AdvanceMs(1);  // the idle producer's last append is 10 s old
+  ASSERT_THAT(
+      ProduceSync(*core_, "t", 0, IdempotentBatch(busy, 0, 2, 1)).status,
+      IsOk());
+  // Forgotten: its next batch is that of an unknown producer.
+  ProduceResult next =
+      ProduceSync(*core_, "t", 0, IdempotentBatch(idle, 0, 2, 1));
+  EXPECT_EQ(ErrorKindOf(next.status), ErrorKind::kUnknownProducerId)
+      << next.status;
+  EXPECT_EQ(LogEnd("t"), 5);
+  // The snapshot at shutdown keeps only the producer still remembered.
+  clock.AdvanceMs(9999);
+  CloseCore();
+  OpenCore();
+  ASSERT_THAT(
+      ProduceSync(*core_, "t", 0, IdempotentBatch(busy, 0, 3, 1)).status,
+      IsOk());
+  EXPECT_EQ(
+      ErrorKindOf(
+          ProduceSync(*core_, "t", 0, IdempotentBatch(idle, 0, 2, 1)).status),
+      ErrorKind::kUnknownProducerId);
+  EXPECT_EQ(LogEnd("t"), 6);
+  CloseCore();
+  clock_ = SystemClock::Default();
 }
 
 TEST_F(BrokerCoreTest, ADamagedSnapshotFallsBackToReadingTheLog) {

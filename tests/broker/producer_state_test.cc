@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 
 #include "broker/errors.h"
+#include "common/clock.h"
 #include "log/io_thread.h"
 #include "log/partition_log.h"
 #include "log/record_batch.h"
@@ -75,6 +76,45 @@ TEST(ProducerStateManagerTest, NextSequenceIsAppendedAndExtendsTheRun) {
   EXPECT_TRUE(d->duplicate);
   EXPECT_EQ(d->first_offset, 3);
   EXPECT_EQ(d->last_offset, 4);
+}
+
+TEST(ProducerStateManagerTest, RemoveExpiredForgetsOnlyIdleProducers) {
+  ManualClock clock;
+  ProducerStateManager state(&clock);
+  Append(state, Id(1, 0, 0, 2), 0);
+  clock.AdvanceMs(400);
+  Append(state, Id(2, 0, 0, 2), 2);
+  clock.AdvanceMs(599);  // producer 1 idle 999 ms, producer 2 599 ms
+  EXPECT_EQ(state.RemoveExpired(absl::Milliseconds(1000)), 0u);
+  clock.AdvanceMs(1);  // producer 1 idle exactly 1000 ms
+  EXPECT_EQ(state.RemoveExpired(absl::Milliseconds(1000)), 1u);
+  EXPECT_EQ(state.producer_count(), 1u);
+  EXPECT_EQ(state.epoch_of(1), std::nullopt);
+  // Producer 1 is now unknown: its next batch is refused, as Kafka does, and
+  // the client starts it over at sequence 0; producer 2 goes on.
+  EXPECT_EQ(KindOfCheck(state, {Id(1, 0, 2, 1)}),
+            ErrorKind::kUnknownProducerId);
+  EXPECT_EQ(KindOfCheck(state, {Id(1, 0, 0, 1)}), ErrorKind::kNone);
+  EXPECT_EQ(KindOfCheck(state, {Id(2, 0, 2, 1)}), ErrorKind::kNone);
+  // An append counts as being seen: producer 2 stays while it writes.
+  clock.AdvanceMs(900);
+  Append(state, Id(2, 0, 2, 1), 4);
+  clock.AdvanceMs(900);
+  EXPECT_EQ(state.RemoveExpired(absl::Milliseconds(1000)), 0u);
+  EXPECT_EQ(state.producer_count(), 1u);
+}
+
+TEST(ProducerStateManagerTest, LoadingASnapshotCountsAsSeeingItsProducers) {
+  ManualClock clock;
+  ProducerStateManager state(&clock);
+  Append(state, Id(1, 0, 0, 2), 0);
+  const std::string snapshot = state.EncodeSnapshot(2);
+  clock.AdvanceMs(5000);  // the broker was down for a while
+  ProducerStateManager loaded(&clock);
+  ASSERT_THAT(loaded.LoadSnapshot(snapshot), IsOk());
+  EXPECT_EQ(loaded.RemoveExpired(absl::Milliseconds(1000)), 0u);
+  clock.AdvanceMs(1000);
+  EXPECT_EQ(loaded.RemoveExpired(absl::Milliseconds(1000)), 1u);
 }
 
 TEST(ProducerStateManagerTest, SnapshotRoundTripsTheState) {
