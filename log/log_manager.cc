@@ -19,6 +19,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "spdlog/spdlog.h"
 
@@ -119,7 +120,11 @@ absl::StatusOr<std::pair<std::string, int32_t>> ParsePartitionDirName(
 }
 
 LogManager::LogManager(LogManagerOptions options)
-    : options_(std::move(options)) {}
+    : options_(std::move(options)) {
+  FileReaperOptions reaper_options = options_.file_reaper;
+  reaper_options.start_thread = options_.start_background_threads;
+  reaper_ = std::make_unique<FileReaper>(reaper_options);
+}
 
 LogManager::~LogManager() {
   absl::MutexLock lock(&mu_);
@@ -247,9 +252,9 @@ absl::Status LogManager::OpenExistingLogs(
     std::error_code type_ec;
     if (!it->is_directory(type_ec) || name.empty() || name[0] == '.') continue;
     if (EndsWith(name, kDeletedDirSuffix)) {
-      // Left by a Delete() that crashed after the rename: finish it.
-      fs::remove_all(it->path(), type_ec);
-      if (type_ec) return FsError(type_ec, "remove", it->path().string());
+      // Left by a Delete() that crashed after the rename (or before its
+      // files were reaped): finish it, in the background.
+      reaper_->Add(it->path().string());
       continue;
     }
     auto parsed = ParsePartitionDirName(name);
@@ -299,6 +304,7 @@ absl::StatusOr<std::unique_ptr<PartitionLog>> LogManager::OpenLog(
   log_options.clock = options_.clock;
   log_options.recovery_point = recovery_point;
   log_options.clean_shutdown = clean_shutdown;
+  log_options.reaper = reaper_.get();
   return PartitionLog::Open(std::move(log_options));
 }
 
@@ -367,17 +373,20 @@ absl::Status LogManager::Delete(const std::string& topic, int32_t partition) {
   // must be closed before they are renamed and removed.
   log->Close().IgnoreError();
   const std::string dir = PathFor(key);
-  const std::string doomed = absl::StrCat(dir, kDeletedDirSuffix);
+  // A name of its own: an earlier deletion of the same partition may still
+  // be in the reaper's hands.
+  const std::string doomed =
+      absl::StrCat(dir, ".", absl::ToUnixNanos(absl::Now()), kDeletedDirSuffix);
   std::error_code ec;
   fs::remove_all(doomed, ec);  // a leftover from an earlier failed delete
   if (ec) return FsError(ec, "remove", doomed);
   fs::rename(dir, doomed, ec);
   if (ec) return FsError(ec, absl::StrCat("rename to ", doomed), dir);
-  // Once the rename is durable a crash can no longer resurrect the log.
+  // Once the rename is durable a crash can no longer resurrect the log; the
+  // files go in the background, paced (a leftover is finished at Open).
   RUNNEL_RETURN_IF_ERROR(FsyncPath(options_.data_dir, /*directory=*/true));
-  fs::remove_all(doomed, ec);
-  if (ec) return FsError(ec, "remove", doomed);
-  return FsyncPath(options_.data_dir, /*directory=*/true);
+  reaper_->Add(doomed);
+  return absl::OkStatus();
 }
 
 std::vector<std::pair<std::string, int32_t>> LogManager::List() const {
@@ -563,6 +572,7 @@ absl::Status LogManager::Close() {
   absl::Status status = CloseAll();
   absl::Status io_status = StopIoThreads();
   if (status.ok()) status = io_status;
+  reaper_->Stop();  // the logs are closed: what is queued goes now
   // LAST, and only if every log and the checkpoint are durable: the marker
   // tells the next Open to trust the files and the checkpoint.
   if (status.ok()) status = WriteCleanShutdownMarker();

@@ -24,6 +24,7 @@
 #include "common/clock.h"
 #include "common/unique_fd.h"
 #include "log/checkpoint_file.h"
+#include "log/file_reaper.h"
 #include "log/log_config.h"
 #include "log/partition_log.h"
 
@@ -51,9 +52,13 @@ struct LogManagerOptions {
   // the injected clock only decides ages inside the logs).
   int64_t retention_check_interval_ms = 300000;
   int64_t checkpoint_interval_ms = 60000;
-  // false: no background threads; tests call RunRetention() and
-  // CheckpointRecoveryPoints() themselves.
+  // false: no background threads; tests call RunRetention(),
+  // CheckpointRecoveryPoints() and file_reaper().DeleteReady() themselves.
   bool start_background_threads = true;
+  // How segments removed by retention and deleted partitions are deleted
+  // (paced, in the background: log/file_reaper.h). Its start_thread follows
+  // start_background_threads.
+  FileReaperOptions file_reaper;
 };
 
 // A topic name Kafka accepts: 1..249 characters of [a-zA-Z0-9._-], not "."
@@ -117,6 +122,9 @@ class LogManager {
 
   // The I/O thread that serves this partition (stable hash over io_threads).
   IoThread* io_thread_for(const std::string& topic, int32_t partition);
+  // The deleter of retired files (tests drive it without background
+  // threads).
+  FileReaper& file_reaper() { return *reaper_; }
 
   // One retention pass over every log (PartitionLog::ApplyRetention). Runs
   // every log even if one fails; returns the first error.
@@ -216,6 +224,9 @@ class LogManager {
   int64_t segments_deleted_ ABSL_GUARDED_BY(mu_) = 0;
   absl::CondVar background_cv_;
   std::thread background_;  // joined in StopBackgroundThread
+  // Deletes retired segments and deleted partitions' directories; stopped
+  // (what is left deleted at once) by Close.
+  std::unique_ptr<FileReaper> reaper_;
 };
 
 }  // namespace runnel::log

@@ -135,8 +135,9 @@ absl::Status PartitionLog::RecoverLocked() {
     return entries.status();
   }
 
-  // Find the segments; index files without a .log are leftovers of a
-  // deletion interrupted by a crash.
+  // Find the segments; index files without a .log, and files renamed for
+  // a deletion (".deleted"), are leftovers of a deletion interrupted by a
+  // crash.
   std::vector<Offset> bases;
   std::vector<std::string> orphans;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
@@ -144,6 +145,9 @@ absl::Status PartitionLog::RecoverLocked() {
     Offset base = 0;
     if (ParseSegmentFileName(name, kLogFileSuffix, &base)) {
       bases.push_back(base);
+    } else if (name.size() > std::strlen(kDeletedFileSuffix) &&
+               name.ends_with(kDeletedFileSuffix)) {
+      orphans.push_back(entry.path().string());
     } else if (ParseSegmentFileName(name, kIndexFileSuffix, &base) ||
                ParseSegmentFileName(name, kTimeIndexFileSuffix, &base)) {
       if (!std::filesystem::exists(
@@ -152,7 +156,13 @@ absl::Status PartitionLog::RecoverLocked() {
       }
     }
   }
-  for (const std::string& path : orphans) ::unlink(path.c_str());
+  for (std::string& path : orphans) {
+    if (options_.reaper != nullptr) {
+      options_.reaper->Add(std::move(path));
+    } else {
+      ::unlink(path.c_str());
+    }
+  }
   std::sort(bases.begin(), bases.end());
 
   const SegmentOptions seg_options = MakeSegmentOptions(options_, config_);
@@ -684,7 +694,18 @@ absl::Status PartitionLog::SetLogStartLocked(Offset offset) {
 absl::Status PartitionLog::DeleteOldestSegmentLocked() {
   RUNNEL_CHECK(segments_.size() > 1);
   auto oldest = segments_.begin();
-  RUNNEL_RETURN_IF_ERROR(oldest->second->DeleteFiles());
+  if (options_.reaper == nullptr) {
+    RUNNEL_RETURN_IF_ERROR(oldest->second->DeleteFiles());
+  } else {
+    // Renamed now (cheap, under the lock), shrunk and unlinked later by the
+    // reaper, once no reader holds the segment (FileReaper).
+    RUNNEL_ASSIGN_OR_RETURN(std::vector<std::string> doomed,
+                            oldest->second->RenameForDeletion());
+    const std::weak_ptr<const void> holder = oldest->second;
+    for (std::string& path : doomed) {
+      options_.reaper->Add(std::move(path), holder);
+    }
+  }
   segments_.erase(oldest);
   return absl::OkStatus();
 }

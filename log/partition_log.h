@@ -21,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 
 #include "common/clock.h"
+#include "log/file_reaper.h"
 #include "log/leader_epoch_cache.h"
 #include "log/log_config.h"
 #include "log/types.h"
@@ -61,6 +62,9 @@ struct PartitionLogOptions {
   // caller's thread (default) instead of going through the I/O thread.
   size_t tail_cache_bytes = size_t{4} << 20;
   bool pread_on_caller = true;
+  // Deletes the segments retention removes, paced and after their last
+  // reader (must outlive the log); null: they are unlinked at once.
+  FileReaper* reaper = nullptr;
 };
 
 // Thread-safe: every method may be called from any thread. One mutex

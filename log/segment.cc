@@ -369,6 +369,21 @@ absl::Status Segment::DeleteFiles() {
   return first;
 }
 
+absl::StatusOr<std::vector<std::string>> Segment::RenameForDeletion() {
+  std::vector<std::string> renamed;
+  for (const char* suffix :
+       {kLogFileSuffix, kIndexFileSuffix, kTimeIndexFileSuffix}) {
+    const std::string path = SegmentFilePath(dir_, base_offset_, suffix);
+    const std::string doomed = path + kDeletedFileSuffix;
+    if (::rename(path.c_str(), doomed.c_str()) == 0) {
+      renamed.push_back(doomed);
+    } else if (errno != ENOENT) {
+      return ErrnoError("rename", path);
+    }
+  }
+  return renamed;
+}
+
 absl::StatusOr<SegmentRecovery> Segment::Recover(
     size_t max_batch_bytes, int32_t prev_epoch,
     const std::function<void(const BatchInfo&)>& on_batch) {

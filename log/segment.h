@@ -38,6 +38,9 @@ std::string SegmentFileStem(Offset base_offset);
 std::string SegmentFilePath(const std::string& dir, Offset base_offset,
                             const char* suffix);
 // Parses a segment file name ("<20 digits><suffix>"); false if it is not one.
+// Appended to the name of a segment file waiting for its deletion.
+inline constexpr char kDeletedFileSuffix[] = ".deleted";
+
 bool ParseSegmentFileName(std::string_view name, const char* suffix,
                           Offset* base_offset);
 
@@ -161,6 +164,10 @@ class Segment {
   // Deletes the three files. The object may still serve reads through its
   // open descriptor until destroyed.
   absl::Status DeleteFiles();
+  // Renames the segment's files to "<name>.deleted" (kDeletedFileSuffix),
+  // for a FileReaper to delete later; readers keep reading through their
+  // open descriptors. Returns the new paths of the files that existed.
+  absl::StatusOr<std::vector<std::string>> RenameForDeletion();
 
   // --- reading (thread-safe) ---
 

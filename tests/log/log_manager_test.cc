@@ -270,7 +270,19 @@ TEST_F(LogManagerTest, CreateGetListAndDelete) {
   RUNNEL_ASSERT_OK((*manager)->Delete("orders", 0));
   EXPECT_EQ((*manager)->Get("orders", 0), nullptr);
   EXPECT_FALSE(fs::exists(data_path("orders-0")));
-  EXPECT_FALSE(fs::exists(data_path("orders-0.deleted")));
+  // Renamed, and left to the file reaper (driven by hand here).
+  auto doomed = [&] {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(data_path(""))) {
+      const std::string name = e.path().filename().string();
+      if (name.starts_with("orders-0.")) names.push_back(name);
+    }
+    return names;
+  };
+  ASSERT_EQ(doomed().size(), 1u);
+  EXPECT_TRUE(doomed()[0].ends_with(".deleted")) << doomed()[0];
+  EXPECT_EQ((*manager)->file_reaper().DeleteReady(), 0u);
+  EXPECT_THAT(doomed(), ::testing::IsEmpty());
   EXPECT_THAT((*manager)->Delete("orders", 0),
               StatusIs(absl::StatusCode::kNotFound));
   EXPECT_THAT((*manager)->List(),
@@ -414,6 +426,8 @@ TEST_F(LogManagerTest, SkipsUnrelatedEntriesAndFinishesInterruptedDeletes) {
   auto manager = ::runnel::log::testing::OpenManager(Options());
   RUNNEL_ASSERT_OK(manager);
   EXPECT_THAT((*manager)->List(), ElementsAre(Pair("orders", 0)));
+  EXPECT_EQ((*manager)->file_reaper().pending(), 1u);
+  (*manager)->file_reaper().DeleteReady();
   EXPECT_FALSE(fs::exists(data_path("gone-4.deleted")));
   // Not ours: left alone.
   EXPECT_TRUE(fs::exists(data_path("lost+found")));

@@ -113,6 +113,7 @@ class PartitionLogTest : public ::testing::Test {
     options.clock = &clock_;
     options.tail_cache_bytes = tail_cache_bytes_;
     options.pread_on_caller = pread_on_caller_;
+    options.reaper = reaper_;
     return options;
   }
 
@@ -171,6 +172,7 @@ class PartitionLogTest : public ::testing::Test {
   LogConfig config_;
   size_t tail_cache_bytes_ = PartitionLogOptions{}.tail_cache_bytes;
   bool pread_on_caller_ = PartitionLogOptions{}.pread_on_caller;
+  FileReaper* reaper_ = nullptr;  // PartitionLogOptions::reaper
   std::unique_ptr<IoThread> io_;
   std::unique_ptr<PartitionLog> log_;  // destroyed before io_
 };
@@ -522,6 +524,34 @@ TEST_F(PartitionLogTest, RetentionBySizeDeletesOldestSegments) {
   EXPECT_THAT(log_->ApplyRetention(), IsOkAndHolds(0));
   Reopen(/*clean_shutdown=*/true);
   EXPECT_EQ(log_->log_start_offset(), 10);
+}
+
+TEST_F(PartitionLogTest, RetentionRenamesSegmentsForTheReaper) {
+  FileReaper reaper(FileReaperOptions{.step_bytes = 4096,
+                                      .step_pause = absl::ZeroDuration(),
+                                      .start_thread = false});
+  reaper_ = &reaper;
+  config_.segment_bytes = BatchSize();
+  config_.retention_bytes = 2 * BatchSize() + 1;
+  config_.retention_ms = -1;
+  Open();
+  AppendBatches(4);  // segments 0, 5, 10, 15
+  ASSERT_THAT(log_->ApplyRetention(), IsOkAndHolds(1));
+  EXPECT_THAT(log_->segment_base_offsets(), ElementsAre(5, 10, 15));
+  EXPECT_FALSE(std::filesystem::exists(SegmentLog(0)));
+  EXPECT_TRUE(std::filesystem::exists(SegmentLog(0) + kDeletedFileSuffix));
+  EXPECT_EQ(reaper.pending(), 3u);  // .log, .index, .timeindex
+  // Reopening finds nothing to recover in the renamed files, and queues
+  // them again as leftovers.
+  log_.reset();
+  Open();
+  EXPECT_THAT(log_->segment_base_offsets(), ElementsAre(5, 10, 15));
+  EXPECT_EQ(reaper.pending(), 6u);
+  log_.reset();
+  EXPECT_EQ(reaper.DeleteReady(), 0u);
+  EXPECT_FALSE(std::filesystem::exists(SegmentLog(0) + kDeletedFileSuffix));
+  EXPECT_EQ(reaper.pending(), 0u);
+  reaper_ = nullptr;
 }
 
 TEST_F(PartitionLogTest, RetentionByAgeUsesLargestTimestampAndKeepsActive) {

@@ -7,3 +7,6 @@ runnel_add_test(storage_test
     ${CMAKE_CURRENT_SOURCE_DIR}/segment_test.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/partition_log_test.cc
   LIBS runnel_log)
+runnel_add_test(file_reaper_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/file_reaper_test.cc
+  LIBS runnel_log)
