@@ -93,10 +93,12 @@ void FileReaper::Run() {
 void FileReaper::Stop() {
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_ && !thread_.joinable()) return;
     stopping_ = true;
   }
-  if (thread_.joinable()) thread_.join();
+  {
+    absl::MutexLock lock(&join_mu_);  // two Stop() calls: one joins
+    if (thread_.joinable()) thread_.join();
+  }
   std::deque<Item> rest;
   {
     absl::MutexLock lock(&mu_);

@@ -55,7 +55,8 @@ class FileReaper {
   size_t DeleteReady();
 
   // Ends the thread, then deletes what is queued without pacing, whatever
-  // the holders (the owner has closed its files). Idempotent.
+  // the holders (the owner has closed its files). Idempotent; may be called
+  // from several threads.
   void Stop();
 
   // Paths queued and not yet deleted (tests, metrics).
@@ -78,7 +79,8 @@ class FileReaper {
   std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
   size_t deleting_ ABSL_GUARDED_BY(mu_) = 0;  // taken off the queue
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  absl::Mutex join_mu_;
+  std::thread thread_;  // joined under join_mu_
 };
 
 }  // namespace runnel::log
