@@ -1,10 +1,7 @@
 #include "broker/partition.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -15,6 +12,7 @@
 
 #include "broker/errors.h"
 #include "common/check.h"
+#include "log/checkpoint_file.h"
 #include "log/leader_epoch_cache.h"
 #include "log/record_batch.h"
 
@@ -269,6 +267,12 @@ void Partition::RemoveExpiredProducers(bool force) {
   }
 }
 
+absl::Status Partition::SequenceError(const absl::Status& check) const {
+  return WithKind(absl::Status(check.code(), absl::StrCat(id_.ToString(), ": ",
+                                                          check.message())),
+                  ErrorKindOf(check));
+}
+
 bool Partition::TryAppendIdempotent(IdempotentRequest& request) {
   RemoveExpiredProducers(/*force=*/false);
   absl::StatusOr<SequenceDecision> decision =
@@ -277,11 +281,7 @@ bool Partition::TryAppendIdempotent(IdempotentRequest& request) {
     return false;
   }
   if (!decision.ok()) {
-    request.result.status = WithKind(
-        absl::Status(
-            decision.status().code(),
-            absl::StrCat(id_.ToString(), ": ", decision.status().message())),
-        ErrorKindOf(decision.status()));
+    request.result.status = SequenceError(decision.status());
     return true;
   }
   if (decision->duplicate) {
@@ -323,10 +323,7 @@ void Partition::ExpireParked(uint64_t park_id) {
                                      ": the batch before this one did not "
                                      "arrive within ",
                                      absl::FormatDuration(reorder_wait_)))
-            : WithKind(absl::Status(decision.status().code(),
-                                    absl::StrCat(id_.ToString(), ": ",
-                                                 decision.status().message())),
-                       ErrorKindOf(decision.status()));
+            : SequenceError(decision.status());
   }
   expired->done(std::move(expired->result));
 }
@@ -348,19 +345,6 @@ namespace {
 // In the partition directory (docs/log-format.md).
 constexpr char kProducerSnapshotFile[] = "producer-state.snapshot";
 
-// The file's bytes; kNotFound when it does not exist.
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    if (errno == ENOENT) return absl::NotFoundError(path);
-    return absl::InternalError(absl::StrCat(path, ": cannot open"));
-  }
-  std::string bytes((std::istreambuf_iterator<char>(in)),
-                    std::istreambuf_iterator<char>());
-  if (in.bad()) return absl::InternalError(absl::StrCat(path, ": read error"));
-  return bytes;
-}
-
 }  // namespace
 
 absl::Status Partition::RebuildProducerState() {
@@ -368,7 +352,7 @@ absl::Status Partition::RebuildProducerState() {
   absl::MutexLock producer_lock(&producer_mu_);
   const std::string path =
       absl::StrCat(log_->dir(), "/", kProducerSnapshotFile);
-  absl::StatusOr<std::string> bytes = ReadWholeFile(path);
+  absl::StatusOr<std::string> bytes = log::ReadWholeFile(path);
   if (!bytes.ok() && !absl::IsNotFound(bytes.status())) {
     spdlog::warn("{}: ignoring the producer snapshot: {}", id_.ToString(),
                  bytes.status().ToString());
@@ -378,9 +362,7 @@ absl::Status Partition::RebuildProducerState() {
     std::filesystem::remove(path, ec);  // never used twice (see header)
     // Only while the log still reaches the snapshot's offset, and only if
     // the batches after it are no more than the rebuild below would read.
-    const std::vector<log::Offset> bases = log_->segment_base_offsets();
-    const log::Offset window =
-        bases.size() > 2 ? bases[bases.size() - 2] : log_->log_start_offset();
+    const log::Offset window = ProducerStateManager::RebuildStart(*log_);
     absl::StatusOr<log::Offset> at = producer_state_.LoadSnapshot(*bytes);
     if (at.ok() && *at <= log_->log_end_offset() && *at >= window) {
       return producer_state_.ApplyLogFrom(*log_, *at);

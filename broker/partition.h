@@ -211,6 +211,9 @@ class Partition : public std::enable_shared_from_this<Partition> {
   bool TryAppendIdempotent(IdempotentRequest& request)
       ABSL_SHARED_LOCKS_REQUIRED(ops_mu_)
           ABSL_EXCLUSIVE_LOCKS_REQUIRED(producer_mu_);
+  // A ProducerStateManager::Check error, prefixed with the partition and
+  // keeping its ErrorKind.
+  absl::Status SequenceError(const absl::Status& check) const;
   // Forgets producers idle for producer_id_expiration_: when `force`, or
   // when the last check is a check interval old.
   void RemoveExpiredProducers(bool force)

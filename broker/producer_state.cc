@@ -223,14 +223,19 @@ void ProducerStateManager::OnAppended(const ProducerBatchId& batch,
   }
 }
 
+log::Offset ProducerStateManager::RebuildStart(const log::PartitionLog& log,
+                                               int segments) {
+  const std::vector<log::Offset> bases = log.segment_base_offsets();
+  if (segments > 0 && bases.size() > static_cast<size_t>(segments)) {
+    return bases[bases.size() - segments];
+  }
+  return log.log_start_offset();
+}
+
 absl::Status ProducerStateManager::RebuildFromLog(log::PartitionLog& log,
                                                   int segments) {
-  const std::vector<log::Offset> bases = log.segment_base_offsets();
-  log::Offset offset = log.log_start_offset();
-  if (segments > 0 && bases.size() > static_cast<size_t>(segments)) {
-    offset = std::max(offset, bases[bases.size() - segments]);
-  }
-  return ApplyLogFrom(log, offset);
+  // ApplyLogFrom starts at the log start at the earliest.
+  return ApplyLogFrom(log, RebuildStart(log, segments));
 }
 
 absl::Status ProducerStateManager::ApplyLogFrom(log::PartitionLog& log,

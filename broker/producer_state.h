@@ -112,6 +112,11 @@ class ProducerStateManager {
   // `log` (from the log start when it has fewer). Call on an empty manager
   // before the partition serves produce requests. Errors: the log's reads.
   absl::Status RebuildFromLog(log::PartitionLog& log, int segments = 2);
+  // Where RebuildFromLog starts reading: the base offset of the `segments`-th
+  // last segment, or the log start when there are no more segments than
+  // that.
+  static log::Offset RebuildStart(const log::PartitionLog& log,
+                                  int segments = 2);
 
   // The state as a snapshot file's bytes, valid at log offset `offset`
   // (every idempotent batch below it is in the state, none at or above it).
