@@ -53,6 +53,22 @@ absl::Status FsyncDirOf(const std::string& path) {
   return absl::OkStatus();
 }
 
+absl::Status Malformed(const std::string& path, size_t line,
+                       const std::string& why) {
+  return absl::DataLossError(
+      absl::StrCat(path, ": malformed checkpoint at line ", line, ": ", why));
+}
+
+bool ValidTopicToken(std::string_view topic) {
+  if (topic.empty()) return false;
+  for (char c : topic) {
+    if (c == ' ' || c == '\n' || c == '\t' || c == '\r') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoError(errno, "open", path);
@@ -69,22 +85,6 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   }
   return text;
 }
-
-absl::Status Malformed(const std::string& path, size_t line,
-                       const std::string& why) {
-  return absl::DataLossError(
-      absl::StrCat(path, ": malformed checkpoint at line ", line, ": ", why));
-}
-
-bool ValidTopicToken(std::string_view topic) {
-  if (topic.empty()) return false;
-  for (char c : topic) {
-    if (c == ' ' || c == '\n' || c == '\t' || c == '\r') return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 std::string FormatCheckpoint(const std::vector<CheckpointEntry>& entries) {
   std::string text =

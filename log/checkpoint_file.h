@@ -61,6 +61,10 @@ class CheckpointFile {
   std::string path_;
 };
 
+// The whole file's bytes. kNotFound if it does not exist; other errors
+// carry errno's code and the path.
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
+
 // Serializes `entries` in the checkpoint text format (exposed for tests).
 std::string FormatCheckpoint(const std::vector<CheckpointEntry>& entries);
 // Parses checkpoint text; `path` only labels errors (see CheckpointFile::Read).

@@ -378,8 +378,6 @@ absl::Status LogManager::Delete(const std::string& topic, int32_t partition) {
   const std::string doomed =
       absl::StrCat(dir, ".", absl::ToUnixNanos(absl::Now()), kDeletedDirSuffix);
   std::error_code ec;
-  fs::remove_all(doomed, ec);  // a leftover from an earlier failed delete
-  if (ec) return FsError(ec, "remove", doomed);
   fs::rename(dir, doomed, ec);
   if (ec) return FsError(ec, absl::StrCat("rename to ", doomed), dir);
   // Once the rename is durable a crash can no longer resurrect the log; the

@@ -106,6 +106,14 @@ std::string SegmentFilePath(const std::string& dir, Offset base_offset,
   return absl::StrCat(dir, "/", SegmentFileStem(base_offset), suffix);
 }
 
+namespace {
+
+// The three files of a segment, in the order they are created and deleted.
+constexpr const char* kSegmentFileSuffixes[] = {
+    kLogFileSuffix, kIndexFileSuffix, kTimeIndexFileSuffix};
+
+}  // namespace
+
 bool ParseSegmentFileName(std::string_view name, const char* suffix,
                           Offset* base_offset) {
   std::string_view sfx(suffix);
@@ -135,8 +143,7 @@ Segment::~Segment() = default;
 absl::StatusOr<std::unique_ptr<Segment>> Segment::Create(
     const std::string& dir, Offset base_offset, const SegmentOptions& options) {
   std::unique_ptr<Segment> segment(new Segment(dir, base_offset, options));
-  for (const char* suffix :
-       {kLogFileSuffix, kIndexFileSuffix, kTimeIndexFileSuffix}) {
+  for (const char* suffix : kSegmentFileSuffixes) {
     std::string path = SegmentFilePath(dir, base_offset, suffix);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       return ErrnoError("unlink", path);
@@ -359,8 +366,7 @@ absl::Status Segment::TruncateTo(FilePos position, Offset new_next_offset) {
 
 absl::Status Segment::DeleteFiles() {
   absl::Status first;
-  for (const char* suffix :
-       {kLogFileSuffix, kIndexFileSuffix, kTimeIndexFileSuffix}) {
+  for (const char* suffix : kSegmentFileSuffixes) {
     std::string path = SegmentFilePath(dir_, base_offset_, suffix);
     if (::unlink(path.c_str()) != 0 && errno != ENOENT && first.ok()) {
       first = ErrnoError("unlink", path);
@@ -371,8 +377,7 @@ absl::Status Segment::DeleteFiles() {
 
 absl::StatusOr<std::vector<std::string>> Segment::RenameForDeletion() {
   std::vector<std::string> renamed;
-  for (const char* suffix :
-       {kLogFileSuffix, kIndexFileSuffix, kTimeIndexFileSuffix}) {
+  for (const char* suffix : kSegmentFileSuffixes) {
     const std::string path = SegmentFilePath(dir_, base_offset_, suffix);
     const std::string doomed = path + kDeletedFileSuffix;
     if (::rename(path.c_str(), doomed.c_str()) == 0) {
@@ -711,15 +716,17 @@ absl::StatusOr<RecordTimestamp> Segment::FindRecordForTimestamp(
         Read(candidate->position, static_cast<size_t>(candidate->size_bytes)));
     RUNNEL_ASSIGN_OR_RETURN(RecordBatchView view,
                             RecordBatchView::Parse(bytes, BatchSource::kDisk));
-    status = view.ForEachRecord(
-        [&](Record r) {
+    // Only offsets and timestamps are needed: views, no copy per record.
+    std::string decompressed;
+    status = view.ForEachRecordView(
+        [&](const RecordView& r) {
           if (r.offset >= min_offset && r.timestamp >= timestamp_ms) {
             result = RecordTimestamp{r.offset, r.timestamp};
             return absl::CancelledError("found");
           }
           return absl::OkStatus();
         },
-        BatchSource::kDisk);
+        &decompressed, BatchSource::kDisk);
     if (result.offset != kNoOffset) return result;
     from = candidate->position + candidate->size_bytes;
   }
