@@ -18,14 +18,19 @@
 namespace runnel::broker {
 namespace {
 
+// Records one answered request (unary, or one request of a stream).
+void RecordCall(BrokerCore* core, Api api, absl::Time start, bool failed,
+                int partition_errors) {
+  core->metrics().RecordRequest(api, absl::Now() - start, failed);
+  core->metrics().RecordPartitionErrors(api, partition_errors);
+}
+
 // Records the request's metrics and finishes the unary reactor.
 void FinishUnary(BrokerCore* core, RequestGate* gate,
                  grpc::ServerUnaryReactor* reactor, Api api, absl::Time start,
                  const grpc::Status& status, int partition_errors = 0,
                  bool all_failed = false) {
-  core->metrics().RecordRequest(api, absl::Now() - start,
-                                !status.ok() || all_failed);
-  core->metrics().RecordPartitionErrors(api, partition_errors);
+  RecordCall(core, api, start, !status.ok() || all_failed, partition_errors);
   reactor->Finish(status);
   gate->Exit();
 }
@@ -180,18 +185,17 @@ class ProduceStreamReactor final
       absl::MutexLock lock(&mu_);
       ++pending_;
     }
-    core_->Produce(std::move(input), [=, this](
-                                         std::vector<ProduceResult> results) {
-      v1::ProduceStreamResponse response;
-      response.set_correlation_id(id);
-      const int errors = ProduceResponseToProto(
-          *shape, acks, std::move(results), response.mutable_response());
-      core_->metrics().RecordRequest(Api::kProduce, absl::Now() - start,
-                                     partitions > 0 && errors == partitions);
-      core_->metrics().RecordPartitionErrors(Api::kProduce, errors);
-      Answer(std::move(response));
-      gate_->Exit();
-    });
+    core_->Produce(
+        std::move(input), [=, this](std::vector<ProduceResult> results) {
+          v1::ProduceStreamResponse response;
+          response.set_correlation_id(id);
+          const int errors = ProduceResponseToProto(
+              *shape, acks, std::move(results), response.mutable_response());
+          RecordCall(core_, Api::kProduce, start,
+                     partitions > 0 && errors == partitions, errors);
+          Answer(std::move(response));
+          gate_->Exit();
+        });
     // Only now: the next request is appended after this one.
     StartRead(&request_);
   }
