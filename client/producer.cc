@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 
@@ -69,7 +70,7 @@ class Producer::Impl {
   explicit Impl(ProducerOptions options);
   ~Impl();
 
-  absl::Status Send(ProducerRecord record, DeliveryCallback callback);
+  absl::Status Send(const ProducerRecord& record, DeliveryCallback callback);
   bool Flush(absl::Duration timeout) { return accumulator_.Flush(timeout); }
   void Close(absl::Duration timeout);
   absl::StatusOr<int32_t> PartitionCount(const std::string& topic) {
@@ -198,7 +199,7 @@ Producer::Impl::Impl(ProducerOptions options)
 
 Producer::Impl::~Impl() { Close(absl::InfiniteDuration()); }
 
-absl::Status Producer::Impl::Send(ProducerRecord record,
+absl::Status Producer::Impl::Send(const ProducerRecord& record,
                                   DeliveryCallback callback) {
   RUNNEL_ASSIGN_OR_RETURN(const int32_t count,
                           metadata_.PartitionCount(record.topic));
@@ -221,10 +222,13 @@ absl::Status Producer::Impl::Send(ProducerRecord record,
     partition = sticky_.Partition(record.topic, count);
     sticky = true;
   }
-  std::vector<log::RecordHeader> headers;
+  // Views: Append copies the bytes into the batch before Send returns.
+  absl::InlinedVector<log::RecordHeaderView, 4> headers;
   headers.reserve(record.headers.size());
-  for (Header& h : record.headers) {
-    headers.push_back(log::RecordHeader{std::move(h.key), std::move(h.value)});
+  for (const Header& h : record.headers) {
+    std::optional<std::string_view> value;
+    if (h.value.has_value()) value = *h.value;
+    headers.push_back(log::RecordHeaderView{h.key, value});
   }
   const int64_t timestamp = record.timestamp_ms.value_or(clock_->NowMs());
   std::optional<std::string_view> key;
@@ -232,9 +236,12 @@ absl::Status Producer::Impl::Send(ProducerRecord record,
   std::optional<std::string_view> value;
   if (record.value) value = *record.value;
   TopicPartition tp{record.topic, partition};
-  RUNNEL_ASSIGN_OR_RETURN(const RecordAccumulator::AppendResult result,
-                          accumulator_.Append(tp, timestamp, key, value,
-                                              headers, std::move(callback)));
+  RUNNEL_ASSIGN_OR_RETURN(
+      const RecordAccumulator::AppendResult result,
+      accumulator_.Append(tp, timestamp, key, value,
+                          std::span<const log::RecordHeaderView>(
+                              headers.data(), headers.size()),
+                          std::move(callback)));
   if (sticky && result.batch_closed) {
     sticky_.OnBatchCompleted(record.topic, partition, count);
   }
@@ -698,17 +705,18 @@ Producer::Producer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Producer::~Producer() = default;
 
-absl::Status Producer::Send(ProducerRecord record, DeliveryCallback callback) {
-  return impl_->Send(std::move(record), std::move(callback));
+absl::Status Producer::Send(const ProducerRecord& record,
+                            DeliveryCallback callback) {
+  return impl_->Send(record, std::move(callback));
 }
 
 std::future<absl::StatusOr<RecordMetadata>> Producer::Send(
-    ProducerRecord record) {
+    const ProducerRecord& record) {
   auto promise =
       std::make_shared<std::promise<absl::StatusOr<RecordMetadata>>>();
   std::future<absl::StatusOr<RecordMetadata>> future = promise->get_future();
-  absl::Status s = impl_->Send(
-      std::move(record), [promise](const absl::StatusOr<RecordMetadata>& r) {
+  absl::Status s =
+      impl_->Send(record, [promise](const absl::StatusOr<RecordMetadata>& r) {
         promise->set_value(r);
       });
   if (!s.ok()) promise->set_value(s);

@@ -10,13 +10,16 @@ namespace runnel::client {
 
 ProducerBatch::ProducerBatch(TopicPartition tp,
                              const log::BatchBuilderOptions& options,
-                             int64_t created_ms, uint64_t id)
-    : tp_(std::move(tp)), id_(id), created_ms_(created_ms), builder_(options) {}
+                             int64_t created_ms, uint64_t id,
+                             size_t reserve_bytes)
+    : tp_(std::move(tp)), id_(id), created_ms_(created_ms), builder_(options) {
+  builder_.Reserve(reserve_bytes);
+}
 
 void ProducerBatch::Append(int64_t timestamp_ms,
                            std::optional<std::string_view> key,
                            std::optional<std::string_view> value,
-                           const std::vector<log::RecordHeader>& headers,
+                           std::span<const log::RecordHeaderView> headers,
                            DeliveryCallback callback, size_t reserved_bytes) {
   RUNNEL_CHECK(!sealed_);
   builder_.Append(timestamp_ms, key, value, headers);

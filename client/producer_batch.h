@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,8 +23,10 @@ namespace runnel::client {
 // lock guards it while it is open; afterwards one thread owns it.
 class ProducerBatch {
  public:
+  // `reserve_bytes`: room made up front for the records (batch.size, or a
+  // larger first record), so that filling the batch never reallocates.
   ProducerBatch(TopicPartition tp, const log::BatchBuilderOptions& options,
-                int64_t created_ms, uint64_t id);
+                int64_t created_ms, uint64_t id, size_t reserve_bytes = 0);
   ProducerBatch(const ProducerBatch&) = delete;
   ProducerBatch& operator=(const ProducerBatch&) = delete;
 
@@ -31,7 +34,7 @@ class ProducerBatch {
   // released when the batch is deallocated.
   void Append(int64_t timestamp_ms, std::optional<std::string_view> key,
               std::optional<std::string_view> value,
-              const std::vector<log::RecordHeader>& headers,
+              std::span<const log::RecordHeaderView> headers,
               DeliveryCallback callback, size_t reserved_bytes);
 
   const TopicPartition& topic_partition() const { return tp_; }

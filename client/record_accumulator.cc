@@ -27,11 +27,11 @@ RecordAccumulator::RecordAccumulator(AccumulatorOptions options)
 
 size_t RecordAccumulator::EstimateRecordSize(
     std::optional<std::string_view> key, std::optional<std::string_view> value,
-    const std::vector<log::RecordHeader>& headers) {
+    std::span<const log::RecordHeaderView> headers) {
   size_t size = kRecordOverhead;
   if (key) size += key->size();
   if (value) size += value->size();
-  for (const log::RecordHeader& h : headers) {
+  for (const log::RecordHeaderView& h : headers) {
     size += kHeaderOverhead + h.key.size() + (h.value ? h.value->size() : 0);
   }
   return size;
@@ -40,7 +40,7 @@ size_t RecordAccumulator::EstimateRecordSize(
 absl::StatusOr<RecordAccumulator::AppendResult> RecordAccumulator::Append(
     const TopicPartition& tp, int64_t timestamp_ms,
     std::optional<std::string_view> key, std::optional<std::string_view> value,
-    const std::vector<log::RecordHeader>& headers, DeliveryCallback callback) {
+    std::span<const log::RecordHeaderView> headers, DeliveryCallback callback) {
   const size_t estimate = EstimateRecordSize(key, value, headers);
   if (estimate > options_.buffer_memory) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -73,8 +73,10 @@ absl::StatusOr<RecordAccumulator::AppendResult> RecordAccumulator::Append(
   }
   if (!q.open_back) {
     const uint64_t id = next_batch_id_++;
-    q.batches.push_back(std::make_unique<ProducerBatch>(tp, builder_options_,
-                                                        clock_->NowMs(), id));
+    // Like Kafka's BufferPool: a batch's buffer is batch.size up front.
+    q.batches.push_back(std::make_unique<ProducerBatch>(
+        tp, builder_options_, clock_->NowMs(), id,
+        std::max(options_.batch_size, estimate)));
     q.open_back = true;
     incomplete_.insert(id);
     q.incomplete.insert(id);

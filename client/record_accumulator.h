@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -97,7 +98,8 @@ class RecordAccumulator {
       const TopicPartition& tp, int64_t timestamp_ms,
       std::optional<std::string_view> key,
       std::optional<std::string_view> value,
-      const std::vector<log::RecordHeader>& headers, DeliveryCallback callback);
+      std::span<const log::RecordHeaderView> headers,
+      DeliveryCallback callback);
 
   struct DrainResult {
     // Sealed batches to send, grouped by partition in queue order; each of
@@ -171,7 +173,7 @@ class RecordAccumulator {
   static size_t EstimateRecordSize(
       std::optional<std::string_view> key,
       std::optional<std::string_view> value,
-      const std::vector<log::RecordHeader>& headers);
+      std::span<const log::RecordHeaderView> headers);
 
  private:
   struct PartitionQueue {

@@ -4,6 +4,7 @@
 #include <climits>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 
 #include "common/check.h"
@@ -748,6 +749,20 @@ void RecordBatchBuilder::Append(int64_t timestamp_ms,
                                 std::optional<std::string_view> key,
                                 std::optional<std::string_view> value,
                                 const std::vector<RecordHeader>& headers) {
+  absl::InlinedVector<RecordHeaderView, 4> views;
+  views.reserve(headers.size());
+  for (const RecordHeader& h : headers) {
+    std::optional<std::string_view> v;
+    if (h.value.has_value()) v = *h.value;
+    views.push_back(RecordHeaderView{h.key, v});
+  }
+  Append(timestamp_ms, key, value, std::span<const RecordHeaderView>(views));
+}
+
+void RecordBatchBuilder::Append(int64_t timestamp_ms,
+                                std::optional<std::string_view> key,
+                                std::optional<std::string_view> value,
+                                std::span<const RecordHeaderView> headers) {
   RUNNEL_CHECK(!key.has_value() || key->size() <= INT32_MAX);
   RUNNEL_CHECK(!value.has_value() || value->size() <= INT32_MAX);
   RUNNEL_CHECK(record_count_ < INT32_MAX);
@@ -763,20 +778,27 @@ void RecordBatchBuilder::Append(int64_t timestamp_ms,
                      VarintSize32(offset_delta) + NullableSize(key) +
                      NullableSize(value) +
                      VarintSize32(static_cast<int32_t>(headers.size()));
-  for (const RecordHeader& h : headers) {
+  for (const RecordHeaderView& h : headers) {
     body_size += VarintSize32(static_cast<int32_t>(h.key.size())) +
                  h.key.size() + NullableSize(h.value);
   }
   RUNNEL_CHECK(body_size <= INT32_MAX);
 
-  AppendVarint32(records_, static_cast<int32_t>(body_size));
-  records_.push_back('\0');  // record attributes: unused
-  AppendVarint64(records_, timestamp_delta);
-  AppendVarint32(records_, offset_delta);
-  AppendNullable(records_, key);
+  // The fixed fields in one append: length, attributes, the two deltas and
+  // the key's length.
+  char prefix[kMaxVarint32Bytes + 1 + kMaxVarint64Bytes + kMaxVarint32Bytes +
+              kMaxVarint32Bytes];
+  char* p = prefix;
+  p += PutVarint32(p, static_cast<int32_t>(body_size));
+  *p++ = '\0';  // record attributes: unused
+  p += PutVarint64(p, timestamp_delta);
+  p += PutVarint32(p, offset_delta);
+  p += PutVarint32(p, key.has_value() ? static_cast<int32_t>(key->size()) : -1);
+  records_.append(prefix, static_cast<size_t>(p - prefix));
+  if (key.has_value()) records_.append(*key);
   AppendNullable(records_, value);
   AppendVarint32(records_, static_cast<int32_t>(headers.size()));
-  for (const RecordHeader& h : headers) {
+  for (const RecordHeaderView& h : headers) {
     AppendVarint32(records_, static_cast<int32_t>(h.key.size()));
     records_.append(h.key);
     AppendNullable(records_, h.value);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -235,6 +236,14 @@ class RecordBatchBuilder {
   void Append(int64_t timestamp_ms, std::optional<std::string_view> key,
               std::optional<std::string_view> value,
               const std::vector<RecordHeader>& headers = {});
+  // The same with the headers as views (no copy of their bytes needed).
+  void Append(int64_t timestamp_ms, std::optional<std::string_view> key,
+              std::optional<std::string_view> value,
+              std::span<const RecordHeaderView> headers);
+
+  // Makes room for `bytes` of encoded records, so that filling a large batch
+  // does not reallocate (and copy) its buffer again and again.
+  void Reserve(size_t bytes) { records_.reserve(kBatchHeaderSize + bytes); }
 
   int32_t record_count() const { return record_count_; }
   bool empty() const { return record_count_ == 0; }

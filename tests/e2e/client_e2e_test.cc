@@ -39,6 +39,7 @@ using ::runnel::testing::BrokerProcessOptions;
 using ::runnel::testing::IsOk;
 using ::runnel::testing::ScopedTempDir;
 using ::runnel::testing::StatusIs;
+using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 
@@ -167,6 +168,41 @@ TEST_F(ClientE2eTest, RoundTripKeepsKeysHeadersAndNulls) {
     EXPECT_THAT(match->headers, ElementsAreArray(sent[i].headers));
     EXPECT_EQ(match->timestamp_ms, acked[i].timestamp_ms);
   }
+}
+
+// Send copies the record's bytes before it returns: one record object can be
+// changed and sent again at once (the bench does so), and each send keeps
+// the bytes it had.
+TEST_F(ClientE2eTest, ARecordMayBeReusedRightAfterSend) {
+  CreateTopic("reuse", 1);
+  auto producer = Producer::Create(Producing()).value();
+  ProducerRecord record{.topic = "reuse", .key = "k", .value = "first"};
+  record.headers = {{"h", "one"}};
+  std::vector<std::future<absl::StatusOr<RecordMetadata>>> futures;
+  futures.push_back(producer->Send(record));
+  record.key = "key-two";
+  record.value->assign("second, and longer than the first");
+  record.headers[0].value = "two";
+  futures.push_back(producer->Send(record));
+  record.value.reset();
+  record.headers.clear();
+  futures.push_back(producer->Send(record));
+  for (auto& f : futures) ASSERT_THAT(f.get(), IsOk());
+
+  auto consumer = MakeConsumer();
+  RUNNEL_ASSERT_OK(consumer->Assign(All("reuse", 1)));
+  RUNNEL_ASSERT_OK(consumer->SeekToBeginning(All("reuse", 1)));
+  std::vector<ConsumerRecord> got = PollN(*consumer, 3);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].key, "k");
+  EXPECT_EQ(got[0].value, "first");
+  EXPECT_THAT(got[0].headers, ElementsAre(Header{"h", "one"}));
+  EXPECT_EQ(got[1].key, "key-two");
+  EXPECT_EQ(got[1].value, "second, and longer than the first");
+  EXPECT_THAT(got[1].headers, ElementsAre(Header{"h", "two"}));
+  EXPECT_EQ(got[2].key, "key-two");
+  EXPECT_EQ(got[2].value, std::nullopt);
+  EXPECT_TRUE(got[2].headers.empty());
 }
 
 TEST_F(ClientE2eTest, EveryCompressionCodecRoundTrips) {

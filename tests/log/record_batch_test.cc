@@ -391,6 +391,42 @@ INSTANTIATE_TEST_SUITE_P(AllCodecs, RecordBatchCodecTest,
                            return std::string(CompressionName(info.param));
                          });
 
+// The producer appends headers as views and reserves the batch up front;
+// the bytes are those of the owning overload.
+TEST(RecordBatchBuilderTest, HeaderViewsAndReserveBuildTheSameBytes) {
+  const std::vector<RecordHeader> owned = {
+      {"h1", "x"}, {"h2", std::nullopt}, {"", ""}};
+  const std::vector<RecordHeaderView> views = {
+      {"h1", "x"}, {"h2", std::nullopt}, {"", ""}};
+  RecordBatchBuilder a;
+  RecordBatchBuilder b;
+  b.Reserve(1 << 16);
+  for (int i = 0; i < 3; ++i) {
+    const std::string value(static_cast<size_t>(300 * i), 'v');
+    a.Append(1000 + i, "key", value, owned);
+    b.Append(1000 + i, "key", value, std::span<const RecordHeaderView>(views));
+  }
+  a.Append(2000, std::nullopt, std::nullopt);
+  b.Append(2000, std::nullopt, std::nullopt,
+           std::span<const RecordHeaderView>());
+  absl::StatusOr<std::string> from_owned = a.Build();
+  absl::StatusOr<std::string> from_views = b.Build();
+  ASSERT_THAT(from_owned, IsOk());
+  ASSERT_THAT(from_views, IsOk());
+  EXPECT_EQ(*from_owned, *from_views);
+  std::vector<Record> records;
+  RUNNEL_ASSERT_OK(
+      RecordBatchView::Parse(*from_views)->ForEachRecord([&](Record r) {
+        records.push_back(std::move(r));
+        return absl::OkStatus();
+      }));
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_EQ(records[2].headers, owned);
+  EXPECT_EQ(records[2].value, std::string(600, 'v'));
+  EXPECT_EQ(records[3].key, std::nullopt);
+  EXPECT_TRUE(records[3].headers.empty());
+}
+
 TEST(RecordBatchBuilderTest, HeaderFieldsComeFromOptions) {
   RecordBatchBuilder builder(BatchBuilderOptions{
       .compression = Compression::kLz4,

@@ -94,10 +94,13 @@ class Producer {
   // record larger than max_request_size or buffer_memory,
   // kResourceExhausted when the buffer stayed full for max_block_ms,
   // kDeadlineExceeded when metadata did not arrive within max_block_ms,
-  // kFailedPrecondition after Close.
-  absl::Status Send(ProducerRecord record, DeliveryCallback callback);
+  // kFailedPrecondition after Close. The record's bytes are copied into the
+  // batch before Send returns, so `record` may be changed or reused at once
+  // (as Kafka's producer serializes in send()).
+  absl::Status Send(const ProducerRecord& record, DeliveryCallback callback);
   // The same; every outcome, immediate or later, lands in the future.
-  std::future<absl::StatusOr<RecordMetadata>> Send(ProducerRecord record);
+  std::future<absl::StatusOr<RecordMetadata>> Send(
+      const ProducerRecord& record);
 
   // Sends everything queued now and blocks until it is acknowledged or has
   // failed. False when `timeout` passed first.
