@@ -90,6 +90,7 @@ absl::StatusOr<std::unique_ptr<BrokerCore>> BrokerCore::Open(
         return it == configs->end() ? defaults : it->second;
       };
   log_options.io_threads = options.io_threads;
+  log_options.io_thread_nice = options.io_thread_nice;
   log_options.clock = options.clock;
   log_options.recovery_threads = options.recovery_threads;
   log_options.retention_check_interval_ms = options.retention_check_interval_ms;

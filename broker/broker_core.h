@@ -38,6 +38,8 @@ struct BrokerCoreOptions {
   log::LogConfig default_config;
   int32_t default_num_partitions = 1;
   int io_threads = 1;
+  // LogManagerOptions::io_thread_nice (the broker's flag defaults to -10).
+  int io_thread_nice = 0;
   int recovery_threads = 2;
   int64_t retention_check_interval_ms = 300000;
   int64_t checkpoint_interval_ms = 60000;

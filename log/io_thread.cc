@@ -3,10 +3,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -190,6 +192,12 @@ absl::Status IoThread::Stop() {
 void IoThread::Run() {
   thread_id_.store(std::this_thread::get_id(), std::memory_order_release);
   pthread_setname_np(pthread_self(), options_.name.substr(0, 15).c_str());
+  if (options_.nice != 0 &&
+      ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()),
+                    options_.nice) != 0) {
+    spdlog::warn("{}: cannot set nice {}: {}", options_.name, options_.nice,
+                 std::strerror(errno));
+  }
   ArmWake();
   PrepareReady();
   absl::StatusOr<int> armed = ring_.Submit();

@@ -32,6 +32,13 @@ struct IoThreadOptions {
   bool sqpoll = false;
   std::string name =
       "runnel-io";  // thread name (pthread_setname_np, <= 15 chars)
+  // Nice value of the I/O thread (setpriority on its thread id); the
+  // io_uring workers that run its blocking writes and fsyncs inherit it when
+  // they start. 0 leaves the process's. A negative value needs CAP_SYS_NICE;
+  // without it the thread keeps the process's nice and logs a warning. On a
+  // busy host the I/O thread's wake-ups (a completion, then the next write
+  // or fsync) then do not queue behind request threads.
+  int nice = 0;
 
   // TEST ONLY: runs on the I/O thread when an fsync completion is reaped,
   // before the waiters of that fsync run and before the follow-up fsync for

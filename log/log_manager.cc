@@ -235,6 +235,7 @@ absl::Status LogManager::StartIoThreads() {
   for (int i = 0; i < options_.io_threads; ++i) {
     IoThreadOptions io_options;
     io_options.name = absl::StrCat("runnel-io-", i);
+    io_options.nice = options_.io_thread_nice;
     RUNNEL_ASSIGN_OR_RETURN(std::unique_ptr<IoThread> io,
                             IoThread::Start(io_options));
     io_threads_.push_back(std::move(io));

@@ -46,6 +46,8 @@ struct LogManagerOptions {
   // Called from the recovery threads concurrently: must be thread-safe.
   std::function<LogConfig(const std::string& topic)> config_for_topic;
   int io_threads = 1;
+  // IoThreadOptions::nice of each I/O thread.
+  int io_thread_nice = 0;
   Clock* clock = SystemClock::Default();  // must outlive the manager
   int recovery_threads = 2;
   // Periods of the background retention and checkpoint passes (real time;

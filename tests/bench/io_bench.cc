@@ -9,6 +9,9 @@
 //   sync     Sync() after every append, waiting for durability
 //   sync8    8 appender threads on 8 files sharing one IoThread, each syncing
 //            after every append (group commit across files)
+//   pipe5    Sync() after every append without waiting, at most 5 Syncs
+//            outstanding: the broker's pattern with a producer's 5 requests
+//            in flight (1 MiB blocks; second argument: buffer_bytes in MiB)
 // Iteration counts are fixed so each case writes a bounded amount (<= 256 MiB);
 // each file is deleted when its case ends. Counters: bytes_per_second, and
 // proc_cpu_s_per_GB = CPU seconds of the whole process (appenders, the I/O
@@ -53,7 +56,33 @@ void Wait(AppendWriter& writer, bool durable) {
   done.WaitForNotification();
 }
 
-enum class Mode { kNoSync, kSyncEach };
+enum class Mode { kNoSync, kSyncEach, kPipelined };
+
+// Counts Syncs not yet durable; Acquire waits while `limit` are.
+class Outstanding {
+ public:
+  explicit Outstanding(int limit) : limit_(limit) {}
+  void Acquire() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Outstanding* o) { return o->count_ < o->limit_; }, this));
+    ++count_;
+  }
+  void Release() {
+    absl::MutexLock lock(&mu_);
+    --count_;
+  }
+  void WaitForNone() {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(
+        absl::Condition(+[](int* count) { return *count == 0; }, &count_));
+  }
+
+ private:
+  const int limit_;
+  absl::Mutex mu_;
+  int count_ ABSL_GUARDED_BY(mu_) = 0;
+};
 
 void BM_Append(benchmark::State& state, bool direct, Mode mode) {
   const size_t block = static_cast<size_t>(state.range(0));
@@ -62,17 +91,27 @@ void BM_Append(benchmark::State& state, bool direct, Mode mode) {
   for (char& c : data) c = static_cast<char>(rng());
   std::string path = absl::StrCat(BenchDir(), "/append-", getpid(), "-",
                                   state.thread_index(), ".log");
+  const size_t buffer_bytes =
+      state.range(1) > 0 ? static_cast<size_t>(state.range(1)) << 20 : 1 << 20;
   auto writer = AppendWriter::Open(
       SharedIo(), path, 0,
-      AppendWriterOptions{.direct_io = direct, .buffer_bytes = 1 << 20});
+      AppendWriterOptions{.direct_io = direct, .buffer_bytes = buffer_bytes});
   RUNNEL_CHECK(writer.ok());
   IoThreadStats stats_before = SharedIo()->Stats();
   double cpu_before = ProcessCpuSeconds();
   const int64_t iterations = state.max_iterations;
   int64_t i = 0;
+  Outstanding outstanding(5);
   for (auto _ : state) {
+    if (mode == Mode::kPipelined) outstanding.Acquire();
     (*writer)->Append(data);
-    if (mode == Mode::kSyncEach) {
+    if (mode == Mode::kPipelined) {
+      (*writer)->Sync([&outstanding](absl::Status status) {
+        RUNNEL_CHECK(status.ok());
+        outstanding.Release();
+      });
+      if (++i == iterations) outstanding.WaitForNone();
+    } else if (mode == Mode::kSyncEach) {
       Wait(**writer, /*durable=*/true);
     } else if (++i == iterations) {
       Wait(**writer, /*durable=*/false);  // the time includes writing it all
@@ -115,23 +154,32 @@ void RegisterAll() {
       benchmark::RegisterBenchmark(
           absl::StrCat("Append/", mode_name, "/nosync").c_str(), BM_Append,
           direct, Mode::kNoSync)
-          ->Arg(s.block)
+          ->Args({s.block, 1})
           ->Iterations(s.nosync_iters)
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark(
           absl::StrCat("Append/", mode_name, "/sync").c_str(), BM_Append,
           direct, Mode::kSyncEach)
-          ->Arg(s.block)
+          ->Args({s.block, 1})
           ->Iterations(s.sync_iters)
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark(
           absl::StrCat("Append/", mode_name, "/sync8").c_str(), BM_Append,
           direct, Mode::kSyncEach)
-          ->Arg(s.block)
+          ->Args({s.block, 1})
           ->Iterations(s.sync8_iters)
           ->Threads(8)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+    for (int64_t buffer_mib : {1, 4}) {
+      benchmark::RegisterBenchmark(
+          absl::StrCat("Append/", mode_name, "/pipe5").c_str(), BM_Append,
+          direct, Mode::kPipelined)
+          ->Args({1 << 20, buffer_mib})
+          ->Iterations(512)  // 512 MiB
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }

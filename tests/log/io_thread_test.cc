@@ -1,10 +1,15 @@
 #include "log/io_thread.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <latch>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -271,6 +276,55 @@ TEST_F(IoThreadTest, SqpollRingServesRequestsWhenAvailable) {
   ASSERT_THAT(n, IsOk());
   EXPECT_EQ(got, data);
   RUNNEL_EXPECT_OK((*io)->Stop());
+}
+
+// Nice value of thread `tid` of this process (field 19 of its stat line).
+int ThreadNice(const std::string& tid) {
+  std::ifstream in("/proc/self/task/" + tid + "/stat");
+  std::string line;
+  std::getline(in, line);
+  // The command name may hold spaces: count fields after its ')'.
+  std::istringstream fields(line.substr(line.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 19; ++i) fields >> field;
+  return std::stoi(field);
+}
+
+// The I/O thread takes the nice value asked for, and so do the io_uring
+// workers that run its fsyncs. (A positive value: no privilege needed.)
+TEST_F(IoThreadTest, NiceAppliesToTheThreadAndItsIoUringWorkers) {
+  const int base = ::getpriority(PRIO_PROCESS, 0);
+  const int want = std::min(base + 5, 19);
+  IoThreadOptions options;
+  options.name = "nice-io";
+  options.nice = want;
+  auto io = StartIo(options);
+  ASSERT_NE(io, nullptr);
+  UniqueFd fd = OpenRw("nice");
+  RUNNEL_ASSERT_OK(io->WriteSync(fd.get(), "x", 1, 0));
+  // fdatasync always runs on an io_uring worker, which exists from now on
+  // (idle workers linger for seconds).
+  RUNNEL_ASSERT_OK(io->FsyncSync(fd.get()));
+  int io_threads = 0;
+  int workers = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/self/task")) {
+    const std::string tid = entry.path().filename();
+    std::ifstream comm(entry.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name == "nice-io") {
+      ++io_threads;
+      EXPECT_EQ(ThreadNice(tid), want) << name;
+    } else if (name.starts_with("iou-wrk-") && ThreadNice(tid) != base) {
+      // Workers of other rings (other tests' threads) keep the base value.
+      EXPECT_EQ(ThreadNice(tid), want) << name;
+      ++workers;
+    }
+  }
+  EXPECT_EQ(io_threads, 1);
+  EXPECT_GE(workers, 1);
+  RUNNEL_EXPECT_OK(io->Stop());
 }
 
 TEST_F(IoThreadTest, EmptyWriteSucceeds) {
