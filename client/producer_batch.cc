@@ -1,5 +1,6 @@
 #include "client/producer_batch.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "common/check.h"
@@ -8,12 +9,19 @@
 
 namespace runnel::client {
 
+namespace {
+constexpr size_t kFirstReserveBytes = 16 << 10;
+}  // namespace
+
 ProducerBatch::ProducerBatch(TopicPartition tp,
                              const log::BatchBuilderOptions& options,
-                             int64_t created_ms, uint64_t id,
-                             size_t reserve_bytes)
-    : tp_(std::move(tp)), id_(id), created_ms_(created_ms), builder_(options) {
-  builder_.Reserve(reserve_bytes);
+                             int64_t created_ms, uint64_t id, size_t max_bytes)
+    : tp_(std::move(tp)),
+      id_(id),
+      created_ms_(created_ms),
+      max_bytes_(max_bytes),
+      builder_(options) {
+  builder_.Reserve(std::min<size_t>(max_bytes_, kFirstReserveBytes));
 }
 
 void ProducerBatch::Append(int64_t timestamp_ms,
@@ -22,6 +30,12 @@ void ProducerBatch::Append(int64_t timestamp_ms,
                            std::span<const log::RecordHeaderView> headers,
                            DeliveryCallback callback, size_t reserved_bytes) {
   RUNNEL_CHECK(!sealed_);
+  const size_t need = builder_.uncompressed_size_bytes() -
+                      log::kBatchHeaderSize + reserved_bytes;
+  if (need > builder_.capacity_bytes()) {
+    builder_.Reserve(std::max(
+        need, std::min<size_t>(max_bytes_, 4 * builder_.capacity_bytes())));
+  }
   builder_.Append(timestamp_ms, key, value, headers);
   pending_.push_back(Pending{std::move(callback), timestamp_ms});
   reserved_bytes_ += reserved_bytes;

@@ -23,10 +23,13 @@ namespace runnel::client {
 // lock guards it while it is open; afterwards one thread owns it.
 class ProducerBatch {
  public:
-  // `reserve_bytes`: room made up front for the records (batch.size, or a
-  // larger first record), so that filling the batch never reallocates.
+  // `max_bytes`: the most the batch will hold (batch.size, or a larger first
+  // record). Its buffer grows towards it in steps of 4x from 16 KiB, so a
+  // full 1 MB batch is copied about a third of its size while growing (a
+  // doubling string: its whole size) and a small one (linger 0) does not
+  // hold batch.size of memory.
   ProducerBatch(TopicPartition tp, const log::BatchBuilderOptions& options,
-                int64_t created_ms, uint64_t id, size_t reserve_bytes = 0);
+                int64_t created_ms, uint64_t id, size_t max_bytes = 0);
   ProducerBatch(const ProducerBatch&) = delete;
   ProducerBatch& operator=(const ProducerBatch&) = delete;
 
@@ -44,6 +47,8 @@ class ProducerBatch {
   // Uncompressed encoded size so far (what batch.size is compared against).
   size_t size_bytes() const { return builder_.uncompressed_size_bytes(); }
   size_t reserved_bytes() const { return reserved_bytes_; }
+  // Bytes of records the batch's buffer holds without growing (tests).
+  size_t buffer_capacity() const { return builder_.capacity_bytes(); }
 
   // Encodes the batch on first call; later calls are no-ops. kInternal if a
   // codec fails.
@@ -107,6 +112,7 @@ class ProducerBatch {
   TopicPartition tp_;
   uint64_t id_;
   int64_t created_ms_;
+  size_t max_bytes_;
   log::RecordBatchBuilder builder_;
   std::vector<Pending> pending_;
   size_t reserved_bytes_ = 0;

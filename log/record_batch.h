@@ -244,6 +244,10 @@ class RecordBatchBuilder {
   // Makes room for `bytes` of encoded records, so that filling a large batch
   // does not reallocate (and copy) its buffer again and again.
   void Reserve(size_t bytes) { records_.reserve(kBatchHeaderSize + bytes); }
+  // Bytes of encoded records the buffer holds without reallocating.
+  size_t capacity_bytes() const {
+    return records_.capacity() - kBatchHeaderSize;
+  }
 
   int32_t record_count() const { return record_count_; }
   bool empty() const { return record_count_ == 0; }

@@ -273,6 +273,28 @@ TEST_F(RecordAccumulatorTest, ResetSequencesRestampsUnderANewIdentity) {
   EXPECT_TRUE(view->CrcMatches());
 }
 
+// A batch's buffer starts small (a one-record batch with linger 0 does not
+// hold batch.size of memory) and grows in few steps up to its maximum.
+TEST_F(RecordAccumulatorTest, ProducerBatchBufferGrowsInStepsUpToItsMaximum) {
+  constexpr size_t kMax = 1'000'000;
+  ProducerBatch batch({"t", 0}, {}, 0, 1, kMax);
+  const std::string value(1024, 'v');
+  batch.Append(0, std::nullopt, value, {}, nullptr, 1100);
+  EXPECT_LT(batch.buffer_capacity(), size_t{64} << 10);
+  std::vector<size_t> capacities = {batch.buffer_capacity()};
+  while (batch.size_bytes() + 1100 <= kMax) {
+    batch.Append(0, std::nullopt, value, {}, nullptr, 1100);
+    ASSERT_GE(batch.buffer_capacity(), batch.size_bytes() - 61);
+    if (batch.buffer_capacity() != capacities.back()) {
+      capacities.push_back(batch.buffer_capacity());
+    }
+  }
+  // 16 KiB, 64 KiB, 256 KiB, then the maximum: three regrowths.
+  EXPECT_EQ(capacities.size(), 4u);
+  EXPECT_LE(capacities.back(), kMax + 4096);
+  ASSERT_THAT(batch.Seal(), IsOk());
+}
+
 TEST_F(RecordAccumulatorTest, ProducerBatchSequenceWrapsAtInt32Max) {
   ProducerBatch batch({"t", 0}, {}, 0, 1);
   batch.Append(0, std::nullopt, "v", {}, nullptr, 10);
