@@ -33,14 +33,21 @@ constexpr size_t RoundUp(size_t n) {
 
 // One append buffer: bytes [start, start + len) of the file. Memory, `start`
 // (in O_DIRECT mode) and capacity are 4096-aligned.
+// In O_DIRECT mode it is registered with the I/O thread's ring when a slot is
+// free, so its writes need no page pinning each (IORING_OP_WRITE_FIXED).
 struct AppendWriter::Buffer {
-  explicit Buffer(size_t capacity_bytes) : capacity(capacity_bytes) {
+  Buffer(size_t capacity_bytes, std::shared_ptr<FixedBufferTable> table)
+      : capacity(capacity_bytes), fixed(std::move(table)) {
     data = static_cast<char*>(std::aligned_alloc(kDirectIoAlignment, capacity));
     RUNNEL_CHECK(data != nullptr);
+    if (fixed != nullptr) slot = fixed->Register(data, capacity);
   }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
-  ~Buffer() { std::free(data); }
+  ~Buffer() {
+    if (slot >= 0) fixed->Release(slot);
+    std::free(data);
+  }
 
   // True when no ReadCachedInto is copying out of this buffer. Acquire:
   // pairs with the release decrement after a reader's copy, so the copy
@@ -49,6 +56,10 @@ struct AppendWriter::Buffer {
 
   char* data = nullptr;
   const size_t capacity;
+  // Shared so that a buffer a reader still holds can be released after the
+  // writer (and its ring) are gone.
+  const std::shared_ptr<FixedBufferTable> fixed;
+  int slot = -1;
   FilePos start = 0;
   size_t len = 0;
   // Readers copying out of the buffer right now (incremented under mu_).
@@ -110,8 +121,8 @@ absl::Status AppendWriter::InitBuffers(FilePos start_pos) {
   size_t capacity =
       RoundUp(std::max(options_.buffer_bytes, kDirectIoAlignment));
   absl::MutexLock lock(&mu_);
-  active_ = std::make_shared<Buffer>(capacity);
-  spare_ = std::make_shared<Buffer>(capacity);
+  active_ = NewBuffer(capacity);
+  spare_ = NewBuffer(capacity);
   if (!options_.direct_io) {
     active_->start = start_pos;
     return absl::OkStatus();
@@ -153,6 +164,12 @@ bool AppendWriter::CanAppendLocked() const {
   return active_->len < active_->capacity || !write_in_flight_;
 }
 
+std::shared_ptr<AppendWriter::Buffer> AppendWriter::NewBuffer(
+    size_t capacity) const {
+  return std::make_shared<Buffer>(
+      capacity, options_.direct_io ? io_->fixed_buffers() : nullptr);
+}
+
 std::shared_ptr<AppendWriter::Buffer> AppendWriter::TakeFreeBufferLocked() {
   if (spare_ != nullptr) return std::move(spare_);
   // Recycle the oldest cached buffer only while the cache is over budget;
@@ -167,7 +184,7 @@ std::shared_ptr<AppendWriter::Buffer> AppendWriter::TakeFreeBufferLocked() {
     recent_bytes_ -= buffer->capacity;
     return buffer;
   }
-  return std::make_shared<Buffer>(active_->capacity);
+  return NewBuffer(active_->capacity);
 }
 
 void AppendWriter::RetireInFlightLocked() {
@@ -344,7 +361,7 @@ AppendWriter::PendingWrite AppendWriter::SealActiveLocked() {
   RUNNEL_CHECK(!write_in_flight_ && status_.ok());
   std::shared_ptr<Buffer> next = TakeFreeBufferLocked();
   Buffer* b = active_.get();
-  PendingWrite write{b->data, b->len, b->start,
+  PendingWrite write{b->data, b->slot, b->len, b->start,
                      b->start + static_cast<FilePos>(b->len)};
   if (options_.direct_io) {
     // The partial last block goes out zero-padded now and is rewritten by
@@ -406,10 +423,12 @@ void AppendWriter::Issue(Actions actions) {
   if (actions.write.has_value()) {
     const PendingWrite& w = *actions.write;
     FilePos end = w.end;
-    io_->Write(fd_.get(), w.data, w.size, w.pos,
-               [this, end](absl::Status status) {
-                 OnWriteDone(end, std::move(status));
-               });
+    io_->Write(
+        fd_.get(), w.data, w.size, w.pos,
+        [this, end](absl::Status status) {
+          OnWriteDone(end, std::move(status));
+        },
+        w.fixed_slot);
   }
   if (actions.fsync.has_value()) {
     FilePos covered = *actions.fsync;

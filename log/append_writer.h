@@ -163,6 +163,7 @@ class AppendWriter {
   // (the IoThread may run the callback inline once it has stopped).
   struct PendingWrite {
     const char* data = nullptr;
+    int fixed_slot = -1;  // the buffer's registered slot, or -1
     size_t size = 0;
     FilePos pos = 0;
     FilePos end = 0;  // logical end covered: written_pos_ once it completes
@@ -191,6 +192,7 @@ class AppendWriter {
   void PostCallback(DoneCallback done, absl::Status status);
   bool IoIdleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CanAppendLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::shared_ptr<Buffer> NewBuffer(size_t capacity) const;
   std::shared_ptr<Buffer> TakeFreeBufferLocked()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RetireInFlightLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

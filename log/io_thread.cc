@@ -25,6 +25,7 @@ struct IoThread::Request {
   Kind kind = Kind::kPost;
   int fd = -1;
   const char* data = nullptr;  // kWrite
+  int fixed_slot = -1;         // kWrite: registered buffer, or -1
   char* buf = nullptr;         // kRead, kWake
   size_t size = 0;
   size_t done_bytes = 0;  // progress across short writes/reads
@@ -72,6 +73,10 @@ absl::StatusOr<std::unique_ptr<IoThread>> IoThread::Start(
   auto ring = IoRing::Create(io->options_.ring_entries, io->options_.sqpoll);
   if (!ring.ok()) return ring.status();
   io->ring_ = std::move(ring).value();
+  if (io->options_.fixed_buffer_slots > 0) {
+    io->fixed_buffers_ = FixedBufferTable::Create(
+        io->ring_.get()->ring_fd, io->options_.fixed_buffer_slots);
+  }
   int efd = ::eventfd(0, EFD_CLOEXEC);
   if (efd < 0) return absl::ErrnoToStatus(errno, "eventfd");
   io->wake_fd_.reset(efd);
@@ -96,12 +101,13 @@ bool IoThread::OnIoThread() const {
 }
 
 void IoThread::Write(int fd, const char* data, size_t size, FilePos pos,
-                     DoneCallback done) {
+                     DoneCallback done, int fixed_slot) {
   write_requests_.fetch_add(1, std::memory_order_relaxed);
   auto request = std::make_unique<Request>();
   request->kind = Request::Kind::kWrite;
   request->fd = fd;
   request->data = data;
+  request->fixed_slot = fixed_slot;
   request->size = size;
   request->pos = pos;
   request->done = std::move(done);
@@ -314,10 +320,19 @@ void IoThread::PrepareReady() {
     Request* r = request.get();
     switch (r->kind) {
       case Request::Kind::kWrite:
-        io_uring_prep_write(sqe, r->fd, r->data + r->done_bytes,
-                            static_cast<unsigned>(std::min<size_t>(
-                                r->size - r->done_bytes, 1u << 30)),
-                            static_cast<uint64_t>(r->pos) + r->done_bytes);
+        if (r->fixed_slot >= 0) {
+          io_uring_prep_write_fixed(
+              sqe, r->fd, r->data + r->done_bytes,
+              static_cast<unsigned>(
+                  std::min<size_t>(r->size - r->done_bytes, 1u << 30)),
+              static_cast<uint64_t>(r->pos) + r->done_bytes, r->fixed_slot);
+          fixed_write_sqes_.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          io_uring_prep_write(sqe, r->fd, r->data + r->done_bytes,
+                              static_cast<unsigned>(std::min<size_t>(
+                                  r->size - r->done_bytes, 1u << 30)),
+                              static_cast<uint64_t>(r->pos) + r->done_bytes);
+        }
         write_sqes_.fetch_add(1, std::memory_order_relaxed);
         break;
       case Request::Kind::kRead:
@@ -477,6 +492,7 @@ IoThreadStats IoThread::Stats() const {
   IoThreadStats stats;
   stats.write_requests = write_requests_.load(std::memory_order_relaxed);
   stats.write_sqes = write_sqes_.load(std::memory_order_relaxed);
+  stats.fixed_write_sqes = fixed_write_sqes_.load(std::memory_order_relaxed);
   stats.bytes_written = bytes_written_.load(std::memory_order_relaxed);
   stats.read_requests = read_requests_.load(std::memory_order_relaxed);
   stats.bytes_read = bytes_read_.load(std::memory_order_relaxed);

@@ -22,6 +22,7 @@
 #include "absl/synchronization/notification.h"
 
 #include "common/unique_fd.h"
+#include "log/fixed_buffers.h"
 #include "log/io_ring.h"
 #include "log/types.h"
 
@@ -39,6 +40,8 @@ struct IoThreadOptions {
   // busy host the I/O thread's wake-ups (a completion, then the next write
   // or fsync) then do not queue behind request threads.
   int nice = 0;
+  // Slots of the ring's registered-buffer table (fixed_buffers()); 0: none.
+  unsigned fixed_buffer_slots = 256;
 
   // TEST ONLY: runs on the I/O thread when an fsync completion is reaped,
   // before the waiters of that fsync run and before the follow-up fsync for
@@ -59,7 +62,8 @@ inline constexpr std::array<int64_t, 16> kFsyncLatencyBucketUpperUs = {
 struct IoThreadStats {
   uint64_t write_requests = 0;  // Write() calls accepted
   uint64_t write_sqes =
-      0;  // IORING_OP_WRITE submitted (includes continuations)
+      0;  // IORING_OP_WRITE(_FIXED) submitted (includes continuations)
+  uint64_t fixed_write_sqes = 0;  // of those, IORING_OP_WRITE_FIXED
   uint64_t bytes_written = 0;
   uint64_t read_requests = 0;
   uint64_t bytes_read = 0;
@@ -108,8 +112,16 @@ class IoThread {
   // internally; `done` gets OK once all bytes are written, else the errno as
   // a Status (ENOSPC -> kResourceExhausted, ...) with fd and position in the
   // message. EINTR/EAGAIN are retried.
+  // With `fixed_slot` >= 0 (a slot of fixed_buffers() whose buffer holds
+  // [data, data + size)) it is IORING_OP_WRITE_FIXED.
   void Write(int fd, const char* data, size_t size, FilePos pos,
-             DoneCallback done);
+             DoneCallback done, int fixed_slot = -1);
+
+  // The ring's registered-buffer table, shared with the buffers registered
+  // in it; null when the kernel refused one or fixed_buffer_slots is 0.
+  const std::shared_ptr<FixedBufferTable>& fixed_buffers() const {
+    return fixed_buffers_;
+  }
 
   // Reads up to `size` bytes at `pos` into `buf` (IORING_OP_READ), continuing
   // short reads until `size` bytes or end of file. `done` gets the number of
@@ -179,6 +191,7 @@ class IoThread {
 
   const IoThreadOptions options_;
   IoRing ring_;
+  std::shared_ptr<FixedBufferTable> fixed_buffers_;
   UniqueFd wake_fd_;
   std::thread thread_;
   std::atomic<std::thread::id> thread_id_{};
@@ -210,6 +223,7 @@ class IoThread {
   // --- statistics (relaxed atomics) ---
   std::atomic<uint64_t> write_requests_{0};
   std::atomic<uint64_t> write_sqes_{0};
+  std::atomic<uint64_t> fixed_write_sqes_{0};
   std::atomic<uint64_t> bytes_written_{0};
   std::atomic<uint64_t> read_requests_{0};
   std::atomic<uint64_t> bytes_read_{0};
