@@ -74,8 +74,8 @@ class Outstanding {
   }
   void WaitForNone() {
     absl::MutexLock lock(&mu_);
-    mu_.Await(
-        absl::Condition(+[](int* count) { return *count == 0; }, &count_));
+    mu_.Await(absl::Condition(
+        +[](int* count) { return *count == 0; }, &count_));
   }
 
  private:
