@@ -1,0 +1,72 @@
+#!/bin/bash
+# The issue #3 figure set (docs/benchmarks.md, "Issue #3 figures"): the
+# reference tools (fio 1 MiB O_DIRECT + fdatasync, iperf3 loopback, Redis 7
+# XADD with appendfsync always), then three runs of every runnel benchmark on
+# a fresh broker and data directory each, then the reference tools again.
+#
+#   tests/bench/scripts/issue3_figures.sh OUT [BUILD_DIR] [WORK_DIR]
+#
+# BUILD_DIR defaults to build/release, WORK_DIR to /tmp/runnel-figures (it
+# needs about 10 GB). Nothing is deleted before or during the set (deleting GBs
+# on a disk with online discard stalls fsyncs for seconds); WORK_DIR is
+# removed at the very end. Needs fio, iperf3, redis-server and
+# redis-benchmark (deploy/install-deps.sh installs them) and curl.
+set -u
+OUT=$1
+BUILD=${2:-build/release}
+WORK=${3:-/tmp/runnel-figures}
+BR=$BUILD/broker/runnel-broker
+RN=$BUILD/tools/runnel
+PORT=17990
+HTTP=17991
+mkdir -p "$WORK"
+: > "$OUT"
+pick() {
+  tr '\n' ' ' | grep -o '"records_per_sec":[0-9.]*\|"mb_per_sec":[0-9.]*\|"p50_ms":[0-9.]*\|"p99_ms":[0-9.]*' | tr '\n' ' '
+}
+reference() {
+  echo "fio: $(fio --name=seqwrite --filename="$WORK/ref.$(date +%s%N).fio" --rw=write \
+    --ioengine=io_uring --iodepth=1 --size=256m --bs=1m --direct=1 --fdatasync=1 2>&1 |
+    grep -o 'WRITE: bw=[^,]*')" >> "$OUT"
+  (iperf3 -s -1 -p 15201 > /dev/null 2>&1 &)
+  sleep 0.5
+  echo "iperf3: $(iperf3 -c 127.0.0.1 -p 15201 -t 5 2>&1 | grep receiver |
+    grep -o '[0-9.]* Gbits/sec')" >> "$OUT"
+  local dir="$WORK/redis.$(date +%s%N)"
+  mkdir -p "$dir"
+  redis-server --port 16390 --dir "$dir" --appendonly yes --appendfsync always \
+    --save "" --daemonize yes > /dev/null
+  sleep 0.5
+  echo "redis: $(redis-benchmark -p 16390 -c 16 -P 64 -n 2000000 -q XADD s '*' f \
+    "$(head -c 100 /dev/zero | tr '\0' x)" 2>&1 | tr '\r' '\n' |
+    grep 'requests per second' | tail -1 | sed 's/.*: //')" >> "$OUT"
+  redis-cli -p 16390 shutdown nosave > /dev/null 2>&1
+}
+reference
+for run in 1 2 3; do
+  data="$WORK/run$run"
+  mkdir -p "$data"
+  "$BR" --data-dir "$data" --listen 127.0.0.1:$PORT --http-listen 127.0.0.1:$HTTP \
+    > "$WORK/broker$run.log" 2>&1 &
+  broker=$!
+  for _ in $(seq 100); do
+    curl -sf http://127.0.0.1:$HTTP/healthz > /dev/null && break
+    sleep 0.1
+  done
+  R="$RN --bootstrap 127.0.0.1:$PORT"
+  for t in b100 ball b1k b1kall e2e; do $R topic create $t --partitions 1 > /dev/null; done
+  echo "run $run p100_leader $($R bench produce --topic b100 --records 3000000 --record-size 100 --acks leader --json 2> /dev/null | pick)" >> "$OUT"
+  echo "run $run p100_all $($R bench produce --topic ball --records 3000000 --record-size 100 --acks all --json 2> /dev/null | pick)" >> "$OUT"
+  echo "run $run p1k_leader $($R bench produce --topic b1k --records 1000000 --record-size 1024 --acks leader --json 2> /dev/null | pick)" >> "$OUT"
+  echo "run $run p1k_all $($R bench produce --topic b1kall --records 1000000 --record-size 1024 --acks all --json 2> /dev/null | pick)" >> "$OUT"
+  echo "run $run c1k_cold $($R bench consume --topic b1k --records 1000000 --json 2> /dev/null | pick)" >> "$OUT"
+  echo "run $run c1k_warm $($R bench consume --topic b1k --records 1000000 --json 2> /dev/null | pick)" >> "$OUT"
+  echo "run $run c1k_warm $($R bench consume --topic b1k --records 1000000 --json 2> /dev/null | pick)" >> "$OUT"
+  echo "run $run c100 $($R bench consume --topic b100 --records 3000000 --json 2> /dev/null | pick)" >> "$OUT"
+  echo "run $run e2e $($R bench e2e --topic e2e --rate 10000 --records 50000 --json 2> /dev/null | pick)" >> "$OUT"
+  kill -TERM $broker
+  wait $broker
+done
+reference
+echo done >> "$OUT"
+rm -rf "$WORK"
