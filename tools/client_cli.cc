@@ -1,5 +1,6 @@
 #include "tools/client_cli.h"
 
+#include <cstdio>
 #include <iostream>
 
 #include "absl/strings/ascii.h"
@@ -64,7 +65,11 @@ absl::StatusOr<int64_t> ParseTimeMs(const std::string& text) {
 }
 
 void Fail(const std::string& command, const absl::Status& status, int code) {
-  std::cerr << "runnel " << command << ": " << status.message() << "\n";
+  // One write: a bench's progress thread may print to stderr meanwhile.
+  const std::string line =
+      absl::StrCat("runnel ", command, ": ", status.message(), "\n");
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
   SetExitCode(code);
 }
 
