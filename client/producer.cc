@@ -226,19 +226,14 @@ absl::Status Producer::Impl::Send(const ProducerRecord& record,
   absl::InlinedVector<log::RecordHeaderView, 4> headers;
   headers.reserve(record.headers.size());
   for (const Header& h : record.headers) {
-    std::optional<std::string_view> value;
-    if (h.value.has_value()) value = *h.value;
-    headers.push_back(log::RecordHeaderView{h.key, value});
+    headers.push_back(log::RecordHeaderView{h.key, log::AsView(h.value)});
   }
   const int64_t timestamp = record.timestamp_ms.value_or(clock_->NowMs());
-  std::optional<std::string_view> key;
-  if (record.key) key = *record.key;
-  std::optional<std::string_view> value;
-  if (record.value) value = *record.value;
   TopicPartition tp{record.topic, partition};
   RUNNEL_ASSIGN_OR_RETURN(
       const RecordAccumulator::AppendResult result,
-      accumulator_.Append(tp, timestamp, key, value,
+      accumulator_.Append(tp, timestamp, log::AsView(record.key),
+                          log::AsView(record.value),
                           std::span<const log::RecordHeaderView>(
                               headers.data(), headers.size()),
                           std::move(callback)));

@@ -73,7 +73,7 @@ absl::StatusOr<RecordAccumulator::AppendResult> RecordAccumulator::Append(
   }
   if (!q.open_back) {
     const uint64_t id = next_batch_id_++;
-    // Like Kafka's BufferPool: a batch's buffer is batch.size up front.
+    // It grows towards batch.size (or the one larger record) as it fills.
     q.batches.push_back(std::make_unique<ProducerBatch>(
         tp, builder_options_, clock_->NowMs(), id,
         std::max(options_.batch_size, estimate)));

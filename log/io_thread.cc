@@ -319,22 +319,20 @@ void IoThread::PrepareReady() {
     ready_.pop_front();
     Request* r = request.get();
     switch (r->kind) {
-      case Request::Kind::kWrite:
+      case Request::Kind::kWrite: {
+        const char* from = r->data + r->done_bytes;
+        const auto len = static_cast<unsigned>(
+            std::min<size_t>(r->size - r->done_bytes, 1u << 30));
+        const uint64_t at = static_cast<uint64_t>(r->pos) + r->done_bytes;
         if (r->fixed_slot >= 0) {
-          io_uring_prep_write_fixed(
-              sqe, r->fd, r->data + r->done_bytes,
-              static_cast<unsigned>(
-                  std::min<size_t>(r->size - r->done_bytes, 1u << 30)),
-              static_cast<uint64_t>(r->pos) + r->done_bytes, r->fixed_slot);
+          io_uring_prep_write_fixed(sqe, r->fd, from, len, at, r->fixed_slot);
           fixed_write_sqes_.fetch_add(1, std::memory_order_relaxed);
         } else {
-          io_uring_prep_write(sqe, r->fd, r->data + r->done_bytes,
-                              static_cast<unsigned>(std::min<size_t>(
-                                  r->size - r->done_bytes, 1u << 30)),
-                              static_cast<uint64_t>(r->pos) + r->done_bytes);
+          io_uring_prep_write(sqe, r->fd, from, len, at);
         }
         write_sqes_.fetch_add(1, std::memory_order_relaxed);
         break;
+      }
       case Request::Kind::kRead:
       case Request::Kind::kWake:
         io_uring_prep_read(sqe, r->fd, r->buf + r->done_bytes,

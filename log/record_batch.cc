@@ -752,9 +752,7 @@ void RecordBatchBuilder::Append(int64_t timestamp_ms,
   absl::InlinedVector<RecordHeaderView, 4> views;
   views.reserve(headers.size());
   for (const RecordHeader& h : headers) {
-    std::optional<std::string_view> v;
-    if (h.value.has_value()) v = *h.value;
-    views.push_back(RecordHeaderView{h.key, v});
+    views.push_back(RecordHeaderView{h.key, AsView(h.value)});
   }
   Append(timestamp_ms, key, value, std::span<const RecordHeaderView>(views));
 }

@@ -61,6 +61,13 @@ absl::StatusOr<Compression> ParseCompression(std::string_view name);
 
 enum class TimestampType : uint8_t { kCreateTime = 0, kLogAppendTime = 1 };
 
+// A view of an optional owned string (null stays null).
+inline std::optional<std::string_view> AsView(
+    const std::optional<std::string>& s) {
+  if (!s.has_value()) return std::nullopt;
+  return std::string_view(*s);
+}
+
 // One record header. The key is never null; the value may be.
 struct RecordHeader {
   std::string key;

@@ -32,6 +32,7 @@
 namespace runnel::tools {
 namespace {
 
+using log::AsView;
 using log::BatchSource;
 using log::FilePos;
 using log::Offset;
@@ -146,11 +147,6 @@ std::string BatchLineJson(const RecordBatchView& b, FilePos position,
       .Uint("crc", b.crc())
       .Bool("crc_ok", crc_ok)
       .Build();
-}
-
-std::optional<std::string_view> AsView(const std::optional<std::string>& s) {
-  if (!s.has_value()) return std::nullopt;
-  return std::string_view(*s);
 }
 
 std::string RecordLineText(const Record& r) {
