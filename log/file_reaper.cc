@@ -12,6 +12,8 @@
 
 #include "spdlog/spdlog.h"
 
+#include "common/unique_fd.h"
+
 namespace runnel::log {
 
 namespace fs = std::filesystem;
@@ -128,14 +130,14 @@ void FileReaper::Delete(const std::string& path, bool fast) const {
 
 void FileReaper::ShrinkAndUnlink(const std::string& path, bool fast) const {
   if (!fast) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    const UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
     struct stat st {};
-    if (fd >= 0 && ::fstat(fd, &st) == 0) {
+    if (fd.valid() && ::fstat(fd.get(), &st) == 0) {
       off_t size = st.st_size;
       const auto step = static_cast<off_t>(options_.step_bytes);
       while (size > step) {
         size -= step;
-        if (::ftruncate(fd, size) != 0) break;
+        if (::ftruncate(fd.get(), size) != 0) break;
         absl::MutexLock lock(&mu_);
         // The pause ends early when Stop() is called.
         if (mu_.AwaitWithTimeout(absl::Condition(&stopping_),
@@ -144,7 +146,6 @@ void FileReaper::ShrinkAndUnlink(const std::string& path, bool fast) const {
         }
       }
     }
-    if (fd >= 0) ::close(fd);
   }
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     spdlog::warn("cannot delete {}: {}", path, std::strerror(errno));

@@ -91,8 +91,7 @@ void BM_Append(benchmark::State& state, bool direct, Mode mode) {
   for (char& c : data) c = static_cast<char>(rng());
   std::string path = absl::StrCat(BenchDir(), "/append-", getpid(), "-",
                                   state.thread_index(), ".log");
-  const size_t buffer_bytes =
-      state.range(1) > 0 ? static_cast<size_t>(state.range(1)) << 20 : 1 << 20;
+  const size_t buffer_bytes = static_cast<size_t>(state.range(1)) << 20;
   auto writer = AppendWriter::Open(
       SharedIo(), path, 0,
       AppendWriterOptions{.direct_io = direct, .buffer_bytes = buffer_bytes});
