@@ -90,6 +90,8 @@ struct Summary {
   uint64_t bytes = 0;
   double seconds = 0;
   const LatencyHistogram* latency = nullptr;
+  // bench e2e: send -> acknowledgement, next to send -> receipt.
+  const LatencyHistogram* ack_latency = nullptr;
 };
 
 void PrintSummary(const char* what, const Summary& s, bool json) {
@@ -98,19 +100,24 @@ void PrintSummary(const char* what, const Summary& s, bool json) {
   const double mbps = static_cast<double>(s.bytes) / 1e6 / secs;
   const LatencyHistogram& h = *s.latency;
   if (json) {
-    std::printf("%s\n", JsonObject()
-                            .String("bench", what)
-                            .Uint("records", s.records)
-                            .Uint("bytes", s.bytes)
-                            .Double("seconds", s.seconds)
-                            .Double("records_per_sec", rps)
-                            .Double("mb_per_sec", mbps)
-                            .Double("p50_ms", h.PercentileMs(0.5))
-                            .Double("p99_ms", h.PercentileMs(0.99))
-                            .Double("p999_ms", h.PercentileMs(0.999))
-                            .Double("max_ms", h.MaxMs())
-                            .Build()
-                            .c_str());
+    JsonObject o;
+    o.String("bench", what)
+        .Uint("records", s.records)
+        .Uint("bytes", s.bytes)
+        .Double("seconds", s.seconds)
+        .Double("records_per_sec", rps)
+        .Double("mb_per_sec", mbps)
+        .Double("p50_ms", h.PercentileMs(0.5))
+        .Double("p99_ms", h.PercentileMs(0.99))
+        .Double("p999_ms", h.PercentileMs(0.999))
+        .Double("max_ms", h.MaxMs());
+    if (s.ack_latency != nullptr) {
+      o.Double("ack_p50_ms", s.ack_latency->PercentileMs(0.5))
+          .Double("ack_p99_ms", s.ack_latency->PercentileMs(0.99))
+          .Double("ack_p999_ms", s.ack_latency->PercentileMs(0.999))
+          .Double("ack_max_ms", s.ack_latency->MaxMs());
+    }
+    std::printf("%s\n", o.Build().c_str());
   } else {
     std::printf(
         "%s: %llu records, %llu bytes in %.3f s: %.0f records/s, %.1f MB/s; "
@@ -119,6 +126,14 @@ void PrintSummary(const char* what, const Summary& s, bool json) {
         static_cast<unsigned long long>(s.bytes), s.seconds, rps, mbps,
         h.PercentileMs(0.5), h.PercentileMs(0.99), h.PercentileMs(0.999),
         h.MaxMs());
+    if (s.ack_latency != nullptr) {
+      std::printf(
+          "%s: acknowledgement latency ms p50 %.3f p99 %.3f p99.9 %.3f max "
+          "%.3f\n",
+          what, s.ack_latency->PercentileMs(0.5),
+          s.ack_latency->PercentileMs(0.99), s.ack_latency->PercentileMs(0.999),
+          s.ack_latency->MaxMs());
+    }
   }
   std::fflush(stdout);
 }
@@ -524,10 +539,10 @@ void RunBenchE2e(const ProducerFlags& f) {
   (*producer)->Close();
   consumer.Close();
   if (!failure.ok()) return Fail("bench e2e", failure);
-  PrintSummary(
-      "e2e",
-      Summary{received.load(), received.load() * f.record_size, seconds, &e2e},
-      f.json);
+  PrintSummary("e2e",
+               Summary{received.load(), received.load() * f.record_size,
+                       seconds, &e2e, &state.latency},
+               f.json);
   if (failure = E2eFailure(state, sent_all, send_status); !failure.ok()) {
     Fail("bench e2e", failure);
   }

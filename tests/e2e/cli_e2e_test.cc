@@ -30,6 +30,7 @@ using ::runnel::testing::BrokerProcess;
 using ::runnel::testing::ScopedTempDir;
 using ::runnel::testing::WaitFor;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 struct CliResult {
@@ -278,6 +279,12 @@ TEST_F(CliE2eTest, BenchReportsJsonSummary) {
       Run("bench e2e --topic bench --records 500 --rate 5000 --json");
   ASSERT_EQ(e2e.exit_code, 0) << e2e.err;
   EXPECT_THAT(e2e.out, HasSubstr("\"records\":500"));
+  // e2e also reports send -> acknowledgement next to send -> receipt.
+  for (const char* field : {"\"ack_p50_ms\":", "\"ack_p99_ms\":",
+                            "\"ack_p999_ms\":", "\"ack_max_ms\":"}) {
+    EXPECT_THAT(e2e.out, HasSubstr(field));
+  }
+  EXPECT_THAT(produce.out, Not(HasSubstr("ack_p50_ms")));
 }
 
 // Benches against a broker of their own, which the test kills under them.
