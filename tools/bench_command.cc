@@ -175,6 +175,9 @@ struct ProducerFlags {
   std::string compression = "none";
   int producers = 1;
   double rate = 0;  // records/s over all producers; 0: unlimited
+  // With a rate: how far ahead of its schedule the sender may run before it
+  // sleeps (Kafka's ProducerPerformance throttle sleeps at least 2 ms).
+  double burst_ms = 2;
   // Measured best on one partition (docs/benchmarks.md): ~1 MB batches,
   // one per request.
   size_t batch_size = 1'000'000;
@@ -219,6 +222,13 @@ void AddProducerFlags(CLI::App* cmd, ProducerFlags& f) {
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "gzip", "snappy", "lz4", "zstd"}));
   cmd->add_option("--rate", f.rate, "Records per second in total (0: max)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--burst-ms", f.burst_ms,
+                  "With --rate: the sender sleeps only once it is this far "
+                  "ahead of its schedule, as Kafka's ProducerPerformance "
+                  "does (2 ms), so records go out in bursts of rate x "
+                  "burst-ms / 1000; 0 sleeps before every record")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch-size", f.batch_size, "Producer batch.size bytes")
@@ -275,12 +285,14 @@ struct SendState {
 };
 
 // Sends `count` records of `size` bytes at `rate` per second (0: as fast as
-// the buffer allows). When `stamp` is set, the first 8 bytes of each value
-// carry the send time (steady clock ns) for the e2e bench. Stops early (OK)
-// once `stop` is set, if given.
+// the buffer allows): record i is due at start + i / rate, and the sender
+// sleeps (until the record is due) only when it is at least `burst_ms` ahead
+// of that schedule; the records in between go out at once. When `stamp` is set,
+// the first 8 bytes of each value carry the send time (steady clock ns) for the
+// e2e bench. Stops early (OK) once `stop` is set, if given.
 absl::Status SendRecords(client::Producer& producer, const std::string& topic,
-                         int64_t count, size_t size, double rate, bool stamp,
-                         SendState& state,
+                         int64_t count, size_t size, double rate,
+                         double burst_ms, bool stamp, SendState& state,
                          const std::atomic<bool>* stop = nullptr) {
   // One record, reused: Send copies its bytes into the batch before it
   // returns (as Kafka's ProducerPerformance reuses one payload array).
@@ -288,6 +300,7 @@ absl::Status SendRecords(client::Producer& producer, const std::string& topic,
   record.topic = topic;
   record.value = std::string(size, 'x');
   const int64_t start = NowNs();
+  const auto ahead_ns = static_cast<int64_t>(burst_ms * 1e6);
   auto stopped = [stop] {
     return stop != nullptr && stop->load(std::memory_order_relaxed);
   };
@@ -297,7 +310,9 @@ absl::Status SendRecords(client::Producer& producer, const std::string& topic,
           start + static_cast<int64_t>(static_cast<double>(i) * 1e9 / rate);
       // In slices, so that a low rate does not delay a stop.
       constexpr int64_t kMaxSleepNs = 100'000'000;
-      for (int64_t now = NowNs(); due > now && !stopped(); now = NowNs()) {
+      int64_t now = NowNs();
+      if (due - now < ahead_ns) now = due;  // within the burst: send at once
+      for (; due > now && !stopped(); now = NowNs()) {
         std::this_thread::sleep_for(
             std::chrono::nanoseconds(std::min(due - now, kMaxSleepNs)));
       }
@@ -346,7 +361,7 @@ void RunBenchProduce(const ProducerFlags& f, int producers) {
           f.records / producers + (i < f.records % producers ? 1 : 0);
       threads.emplace_back([&, i, share] {
         results[i] = SendRecords(*list[i], f.topic, share, f.record_size,
-                                 f.rate / producers, false, state);
+                                 f.rate / producers, f.burst_ms, false, state);
         list[i]->Flush();
       });
     }
@@ -497,7 +512,7 @@ void RunBenchE2e(const ProducerFlags& f) {
     Progress progress("bench e2e received", &received);
     std::thread sender([&] {
       send_status = SendRecords(**producer, f.topic, f.records, f.record_size,
-                                f.rate, true, state, &stop_sending);
+                                f.rate, f.burst_ms, true, state, &stop_sending);
       sent_all.Notify();
       (*producer)->Flush();
     });

@@ -247,6 +247,7 @@ TEST_F(CliE2eTest, BadInputGivesNonZeroExitAndStderrMessage) {
       {"consume x --offset -5", "offset"},
       {"topic create ok2 --partitions 1 --config nonsense", "KEY=VALUE"},
       {"bench produce --records 10", "topic"},
+      {"bench produce --topic t --rate 10 --burst-ms -1", "burst-ms"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.args);
@@ -285,6 +286,35 @@ TEST_F(CliE2eTest, BenchReportsJsonSummary) {
     EXPECT_THAT(e2e.out, HasSubstr(field));
   }
   EXPECT_THAT(produce.out, Not(HasSubstr("ack_p50_ms")));
+}
+
+// Seconds reported by a bench's --json summary.
+double SummarySeconds(const std::string& json) {
+  const std::string key = "\"seconds\":";
+  const size_t at = json.find(key);
+  EXPECT_NE(at, std::string::npos) << json;
+  if (at == std::string::npos) return 0;
+  return std::strtod(json.c_str() + at + key.size(), nullptr);
+}
+
+TEST_F(CliE2eTest, BenchRateHoldsTheScheduleWithAndWithoutBursts) {
+  ASSERT_EQ(Run("topic create paced --partitions 1").exit_code, 0);
+  // Record i is due at i / rate: 200 records at 2000/s cannot finish before
+  // record 199 is due (99.5 ms), less the burst the sender may run ahead.
+  CliResult smooth = Run(
+      "bench produce --topic paced --records 200 --record-size 10 --rate 2000 "
+      "--burst-ms 0 --json");
+  ASSERT_EQ(smooth.exit_code, 0) << smooth.err;
+  EXPECT_GE(SummarySeconds(smooth.out), 0.0995);
+  CliResult bursts = Run(
+      "bench produce --topic paced --records 200 --record-size 10 --rate 2000 "
+      "--burst-ms 20 --json");
+  ASSERT_EQ(bursts.exit_code, 0) << bursts.err;
+  EXPECT_GE(SummarySeconds(bursts.out), 0.0995 - 0.020);
+  CliResult e2e = Run(
+      "bench e2e --topic paced --records 200 --rate 2000 --burst-ms 0 --json");
+  ASSERT_EQ(e2e.exit_code, 0) << e2e.err;
+  EXPECT_GE(SummarySeconds(e2e.out), 0.0995);
 }
 
 // Benches against a broker of their own, which the test kills under them.
