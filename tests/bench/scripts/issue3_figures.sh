@@ -3,6 +3,8 @@
 # reference tools (fio 1 MiB O_DIRECT + fdatasync, iperf3 loopback, Redis 7
 # XADD with appendfsync always), then three runs of every runnel benchmark on
 # a fresh broker and data directory each, then the reference tools again.
+# Each bench line also carries the host's busy and steal CPU ticks during it
+# and the broker's fsyncs (and those of 10 ms or more) during it.
 #
 #   tests/bench/scripts/issue3_figures.sh OUT [BUILD_DIR] [WORK_DIR]
 #
@@ -22,7 +24,32 @@ HTTP=17991
 mkdir -p "$WORK"
 : > "$OUT"
 pick() {
-  tr '\n' ' ' | grep -o '"records_per_sec":[0-9.]*\|"mb_per_sec":[0-9.]*\|"p50_ms":[0-9.]*\|"p99_ms":[0-9.]*' | tr '\n' ' '
+  tr '\n' ' ' | grep -o '"records_per_sec":[0-9.]*\|"mb_per_sec":[0-9.]*\|"p50_ms":[0-9.]*\|"p99_ms":[0-9.]*\|"ack_p99_ms":[0-9.]*' | tr '\n' ' '
+}
+# Host CPU ticks (all CPUs): "busy steal" from /proc/stat.
+ticks() {
+  head -1 /proc/stat | awk '{print $2 + $3 + $4 + $7 + $8, $9}'
+}
+# The broker's fsyncs so far (count, and how many took 10 ms or more).
+fsyncs() {
+  curl -s http://127.0.0.1:$HTTP/metrics | awk '
+    /^runnel_fsync_duration_seconds_bucket/ && /le="0.005"/ {fast += $2}
+    /^runnel_fsync_duration_seconds_count/ {all += $2}
+    END {print all + 0, all - fast}'
+}
+# Runs one bench (the rest of the line) and appends LABEL, its summary, the
+# busy and steal ticks (1/100 s, both CPUs) and, for the benches that write,
+# the fsyncs during it and how many took 10 ms or more.
+measure() {
+  local label=$1
+  shift
+  local t0 f0 out t1 f1
+  t0=$(ticks)
+  f0=$(fsyncs)
+  out=$("$@" --json 2> /dev/null | pick)
+  t1=$(ticks)
+  f1=$(fsyncs)
+  echo "$label $out $(echo "$t0 $t1 $f0 $f1" | awk '{printf "busy=%d steal=%d fsyncs=%d slow_fsyncs=%d", $3 - $1, $4 - $2, $7 - $5, $8 - $6}')" >> "$OUT"
 }
 reference() {
   echo "fio: $(fio --name=seqwrite --filename="$WORK/ref.$(date +%s%N).fio" --rw=write \
@@ -55,15 +82,18 @@ for run in 1 2 3; do
   done
   R="$RN --bootstrap 127.0.0.1:$PORT"
   for t in b100 ball b1k b1kall e2e; do $R topic create $t --partitions 1 > /dev/null; done
-  echo "run $run p100_leader $($R bench produce --topic b100 --records 3000000 --record-size 100 --acks leader --json 2> /dev/null | pick)" >> "$OUT"
-  echo "run $run p100_all $($R bench produce --topic ball --records 3000000 --record-size 100 --acks all --json 2> /dev/null | pick)" >> "$OUT"
-  echo "run $run p1k_leader $($R bench produce --topic b1k --records 1000000 --record-size 1024 --acks leader --json 2> /dev/null | pick)" >> "$OUT"
-  echo "run $run p1k_all $($R bench produce --topic b1kall --records 1000000 --record-size 1024 --acks all --json 2> /dev/null | pick)" >> "$OUT"
-  echo "run $run c1k_cold $($R bench consume --topic b1k --records 1000000 --json 2> /dev/null | pick)" >> "$OUT"
-  echo "run $run c1k_warm $($R bench consume --topic b1k --records 1000000 --json 2> /dev/null | pick)" >> "$OUT"
-  echo "run $run c1k_warm $($R bench consume --topic b1k --records 1000000 --json 2> /dev/null | pick)" >> "$OUT"
-  echo "run $run c100 $($R bench consume --topic b100 --records 3000000 --json 2> /dev/null | pick)" >> "$OUT"
-  echo "run $run e2e $($R bench e2e --topic e2e --rate 10000 --records 50000 --json 2> /dev/null | pick)" >> "$OUT"
+  measure "run $run p100_leader" $R bench produce --topic b100 --records 3000000 --record-size 100 --acks leader
+  measure "run $run p100_all" $R bench produce --topic ball --records 3000000 --record-size 100 --acks all
+  measure "run $run p1k_leader" $R bench produce --topic b1k --records 1000000 --record-size 1024 --acks leader
+  measure "run $run p1k_all" $R bench produce --topic b1kall --records 1000000 --record-size 1024 --acks all
+  measure "run $run c1k_cold" $R bench consume --topic b1k --records 1000000
+  measure "run $run c1k_warm" $R bench consume --topic b1k --records 1000000
+  measure "run $run c1k_warm" $R bench consume --topic b1k --records 1000000
+  measure "run $run c100" $R bench consume --topic b100 --records 3000000
+  measure "run $run e2e" $R bench e2e --topic e2e --rate 10000 --records 50000
+  # The same rate arriving one record at a time instead of in Kafka's 2 ms
+  # bursts (docs/cli.md, --burst-ms).
+  measure "run $run e2e_smooth" $R bench e2e --topic e2e --rate 10000 --records 50000 --burst-ms 0
   kill -TERM $broker
   wait $broker
 done
