@@ -443,12 +443,30 @@ absl::StatusOr<std::vector<ConsumerRecord>> Consumer::Impl::Poll(
           return decoded;
         }
       }
-      while (chunk.next < chunk.records.size() &&
-             out.size() < options_.max_poll_records) {
-        ConsumerRecord& r = chunk.records[chunk.next++];
-        if (r.offset < s.position) continue;
-        s.position = r.offset + 1;
-        out.push_back(std::move(r));
+      std::vector<ConsumerRecord>& records = chunk.records;
+      if (out.empty() && chunk.next == 0 && !records.empty() &&
+          records.size() <= options_.max_poll_records &&
+          records.front().offset >= s.position) {
+        // The whole chunk, none of it skipped: hand its vector over as it is
+        // (the common case; no record is moved one by one).
+        s.position = records.back().offset + 1;
+        out = std::move(records);
+        records.clear();  // the chunk is done: nothing left to return
+        chunk.next = 0;
+      } else {
+        const size_t wanted =
+            out.size() + std::min(records.size() - chunk.next,
+                                  options_.max_poll_records - out.size());
+        if (wanted > out.capacity()) {
+          out.reserve(std::max(wanted, 2 * out.capacity()));
+        }
+        while (chunk.next < records.size() &&
+               out.size() < options_.max_poll_records) {
+          ConsumerRecord& r = records[chunk.next++];
+          if (r.offset < s.position) continue;
+          s.position = r.offset + 1;
+          out.push_back(std::move(r));
+        }
       }
       if (chunk.next < chunk.records.size()) break;
       s.position = std::max(s.position, chunk.next_offset);

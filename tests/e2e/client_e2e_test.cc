@@ -331,6 +331,50 @@ TEST_F(ClientE2eTest, ReplaysFromEarliestOffsetAndTimestamp) {
   EXPECT_EQ(tail.back().value, "99");
 }
 
+TEST_F(ClientE2eTest, PollReturnsAtMostMaxPollRecordsInOrder) {
+  CreateTopic("maxpoll", 1);
+  ProducerOptions po = Producing();
+  po.linger_ms = 1000;  // one batch: every Poll below splits the same chunk
+  auto producer = Producer::Create(po).value();
+  std::vector<std::future<absl::StatusOr<RecordMetadata>>> futures;
+  for (int i = 0; i < 250; ++i) {
+    futures.push_back(
+        producer->Send({.topic = "maxpoll", .value = absl::StrCat(i)}));
+  }
+  producer->Flush();
+  for (auto& f : futures) ASSERT_THAT(f.get(), IsOk());
+  const TopicPartition tp{"maxpoll", 0};
+  for (const size_t max : {size_t{100}, size_t{250}, size_t{1000}}) {
+    SCOPED_TRACE(max);
+    ConsumerOptions o;
+    o.bootstrap = Address();
+    o.auto_offset_reset = OffsetReset::kNone;
+    o.fetch_max_wait_ms = 100;
+    o.max_poll_records = max;
+    auto consumer = Consumer::Create(o).value();
+    RUNNEL_ASSERT_OK(consumer->Assign({tp}));
+    // From offset 10 too: the first chunk then starts below the position.
+    for (const int64_t from : {int64_t{0}, int64_t{10}}) {
+      RUNNEL_ASSERT_OK(consumer->Seek(tp, from));
+      int64_t next = from;
+      const auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (next < 250 && std::chrono::steady_clock::now() < deadline) {
+        auto records = consumer->Poll(absl::Milliseconds(200));
+        ASSERT_THAT(records, IsOk());
+        EXPECT_LE(records->size(), max);
+        for (const ConsumerRecord& r : *records) {
+          ASSERT_EQ(r.offset, next);  // in order, each once
+          EXPECT_EQ(r.value, absl::StrCat(next));
+          ++next;
+        }
+      }
+      EXPECT_EQ(next, 250);
+      EXPECT_EQ(*consumer->Position(tp), 250);
+    }
+  }
+}
+
 TEST_F(ClientE2eTest, LongPollWakesUpWhenDataLands) {
   for (const bool stream : {true, false}) {
     SCOPED_TRACE(stream ? "FetchStream" : "Fetch");
