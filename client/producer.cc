@@ -229,11 +229,10 @@ absl::Status Producer::Impl::Send(const ProducerRecord& record,
     headers.push_back(log::RecordHeaderView{h.key, log::AsView(h.value)});
   }
   const int64_t timestamp = record.timestamp_ms.value_or(clock_->NowMs());
-  TopicPartition tp{record.topic, partition};
   RUNNEL_ASSIGN_OR_RETURN(
       const RecordAccumulator::AppendResult result,
-      accumulator_.Append(tp, timestamp, log::AsView(record.key),
-                          log::AsView(record.value),
+      accumulator_.Append(TopicPartitionRef(record.topic, partition), timestamp,
+                          log::AsView(record.key), log::AsView(record.value),
                           std::span<const log::RecordHeaderView>(
                               headers.data(), headers.size()),
                           std::move(callback)));

@@ -83,14 +83,17 @@ void ProducerBatch::SetProducerState(int64_t producer_id,
 void ProducerBatch::Complete(int64_t base_offset, int64_t log_append_time_ms) {
   RUNNEL_CHECK(!done_);
   done_ = true;
+  // One result for the whole batch, updated per record: the callbacks take it
+  // by const reference, so the topic name is copied once per batch, not
+  // (twice) per record.
+  absl::StatusOr<RecordMetadata> result(
+      RecordMetadata{.topic = tp_.topic, .partition = tp_.partition});
   for (size_t i = 0; i < pending_.size(); ++i) {
-    RecordMetadata md;
-    md.topic = tp_.topic;
-    md.partition = tp_.partition;
-    md.offset = base_offset < 0 ? -1 : base_offset + static_cast<int64_t>(i);
-    md.timestamp_ms =
+    result->offset =
+        base_offset < 0 ? -1 : base_offset + static_cast<int64_t>(i);
+    result->timestamp_ms =
         log_append_time_ms >= 0 ? log_append_time_ms : pending_[i].timestamp_ms;
-    if (pending_[i].callback) pending_[i].callback(md);
+    if (pending_[i].callback) pending_[i].callback(result);
   }
 }
 

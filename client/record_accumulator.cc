@@ -38,7 +38,7 @@ size_t RecordAccumulator::EstimateRecordSize(
 }
 
 absl::StatusOr<RecordAccumulator::AppendResult> RecordAccumulator::Append(
-    const TopicPartition& tp, int64_t timestamp_ms,
+    TopicPartitionRef tp, int64_t timestamp_ms,
     std::optional<std::string_view> key, std::optional<std::string_view> value,
     std::span<const log::RecordHeaderView> headers, DeliveryCallback callback) {
   const size_t estimate = EstimateRecordSize(key, value, headers);
@@ -60,11 +60,19 @@ absl::StatusOr<RecordAccumulator::AppendResult> RecordAccumulator::Append(
     return absl::ResourceExhaustedError(absl::StrCat(
         "producer buffer full: buffer.memory=", options_.buffer_memory,
         " bytes still in use after waiting max.block.ms=",
-        options_.max_block_ms, " for ", tp.topic, "-", tp.partition));
+        options_.max_block_ms, " for ", std::string(tp.topic), "-",
+        tp.partition));
   }
   used_memory_ += estimate;
 
-  PartitionQueue& q = queues_[tp];
+  auto it = queues_.find(tp);
+  if (it == queues_.end()) {
+    it =
+        queues_.try_emplace(TopicPartition{std::string(tp.topic), tp.partition})
+            .first;
+  }
+  const TopicPartition& queue_tp = it->first;
+  PartitionQueue& q = it->second;
   AppendResult result;
   if (q.open_back && q.batches.back()->record_count() > 0 &&
       q.batches.back()->size_bytes() + estimate > options_.batch_size) {
@@ -75,7 +83,7 @@ absl::StatusOr<RecordAccumulator::AppendResult> RecordAccumulator::Append(
     const uint64_t id = next_batch_id_++;
     // It grows towards batch.size (or the one larger record) as it fills.
     q.batches.push_back(std::make_unique<ProducerBatch>(
-        tp, builder_options_, clock_->NowMs(), id,
+        queue_tp, builder_options_, clock_->NowMs(), id,
         std::max(options_.batch_size, estimate)));
     q.open_back = true;
     incomplete_.insert(id);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -48,6 +49,32 @@ struct AccumulatorOptions {
   // Linger, backoff and delivery timeouts follow this clock (borrowed; must
   // outlive the accumulator). Blocking on memory uses real time.
   Clock* clock = nullptr;  // nullptr: SystemClock::Default()
+};
+
+// A topic and partition by reference: what Append finds a partition's queue
+// by, so that a Send does not copy the topic name. Converts from a
+// TopicPartition.
+struct TopicPartitionRef {
+  TopicPartitionRef(std::string_view t, int32_t p) : topic(t), partition(p) {}
+  TopicPartitionRef(const TopicPartition& tp)  // NOLINT: implicit on purpose
+      : topic(tp.topic), partition(tp.partition) {}
+  std::string_view topic;
+  int32_t partition = 0;
+};
+
+// Hash and equality over TopicPartition and TopicPartitionRef alike
+// (heterogeneous lookup).
+struct TopicPartitionHash {
+  using is_transparent = void;
+  size_t operator()(TopicPartitionRef tp) const {
+    return absl::HashOf(tp.topic, tp.partition);
+  }
+};
+struct TopicPartitionEq {
+  using is_transparent = void;
+  bool operator()(TopicPartitionRef a, TopicPartitionRef b) const {
+    return a.partition == b.partition && a.topic == b.topic;
+  }
 };
 
 // The producer id and epoch from InitProducerId. `generation` numbers the
@@ -95,7 +122,7 @@ class RecordAccumulator {
   // no buffer memory frees up within max_block_ms; kFailedPrecondition after
   // Close().
   absl::StatusOr<AppendResult> Append(
-      const TopicPartition& tp, int64_t timestamp_ms,
+      TopicPartitionRef tp, int64_t timestamp_ms,
       std::optional<std::string_view> key,
       std::optional<std::string_view> value,
       std::span<const log::RecordHeaderView> headers,
@@ -228,8 +255,9 @@ class RecordAccumulator {
   size_t used_memory_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_batch_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::set<uint64_t> incomplete_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<TopicPartition, PartitionQueue> queues_
-      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<TopicPartition, PartitionQueue, TopicPartitionHash,
+                      TopicPartitionEq>
+      queues_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace runnel::client
