@@ -57,6 +57,7 @@ StickyPartitioner::StickyPartitioner(uint64_t seed) : rng_(seed) {}
 int32_t StickyPartitioner::Partition(const std::string& topic,
                                      int32_t num_partitions) {
   RUNNEL_CHECK(num_partitions > 0);
+  if (num_partitions == 1) return 0;  // no choice to remember
   absl::MutexLock lock(&mu_);
   auto it = sticky_.find(topic);
   if (it != sticky_.end() && it->second < num_partitions) return it->second;
@@ -69,6 +70,7 @@ void StickyPartitioner::OnBatchCompleted(const std::string& topic,
                                          int32_t completed_partition,
                                          int32_t num_partitions) {
   RUNNEL_CHECK(num_partitions > 0);
+  if (num_partitions == 1) return;  // stays 0
   absl::MutexLock lock(&mu_);
   auto it = sticky_.find(topic);
   if (it == sticky_.end() || it->second != completed_partition) return;
