@@ -45,9 +45,19 @@ absl::StatusOr<int64_t> NextOffsetAfter(const TopicPartition& tp,
   return next;
 }
 
+// What decoded records view and share: the chunk's copy of the topic name,
+// the fetched batches, and for a compressed batch the buffer it was
+// decompressed into.
+struct RecordStorage {
+  std::string topic;
+  std::shared_ptr<const std::string> fetched;
+  std::string decompressed;
+};
+
 // Decodes a fetched partition's batches into records at or after `from`.
 // The records view `bytes` (or, for a compressed batch, the buffer it was
-// decompressed into) and share its ownership.
+// decompressed into) and one copy of the topic name, and share their
+// ownership.
 absl::Status DecodeRecords(const TopicPartition& tp,
                            const std::shared_ptr<const std::string>& bytes,
                            int64_t from, bool check_crcs,
@@ -71,21 +81,32 @@ absl::Status DecodeRecords(const TopicPartition& tp,
     count += static_cast<size_t>(std::max(0, batch.record_count()));
   }
   out.reserve(out.size() + count);
+  // One for the chunk; a compressed batch gets its own.
+  std::shared_ptr<RecordStorage> chunk_storage;
   for (const log::RecordBatchView& batch : batches) {
     if (batch.is_control() || batch.last_offset() < from) continue;
     const bool log_append =
         batch.timestamp_type() == log::TimestampType::kLogAppendTime;
-    std::shared_ptr<const void> storage = bytes;
-    std::shared_ptr<std::string> decompressed;
+    std::shared_ptr<RecordStorage> storage;
+    std::string* decompressed = nullptr;
     if (batch.compression() != log::Compression::kNone) {
-      decompressed = std::make_shared<std::string>();
-      storage = decompressed;
+      storage = std::make_shared<RecordStorage>();
+      storage->topic = tp.topic;
+      decompressed = &storage->decompressed;
+    } else {
+      if (chunk_storage == nullptr) {
+        chunk_storage = std::make_shared<RecordStorage>();
+        chunk_storage->topic = tp.topic;
+        chunk_storage->fetched = bytes;
+      }
+      storage = chunk_storage;
     }
+    const std::string_view topic = storage->topic;
     absl::Status s = batch.ForEachRecordView(
         [&](const log::RecordView& r) -> absl::Status {
           if (r.offset < from) return absl::OkStatus();
           ConsumerRecord& c = out.emplace_back();
-          c.topic = tp.topic;
+          c.topic = topic;
           c.partition = tp.partition;
           c.offset = r.offset;
           c.timestamp_ms = r.timestamp;
@@ -101,7 +122,7 @@ absl::Status DecodeRecords(const TopicPartition& tp,
           c.storage = storage;
           return absl::OkStatus();
         },
-        decompressed.get());
+        decompressed);
     if (!s.ok()) {
       return absl::Status(s.code(),
                           absl::StrCat(PartitionName(tp), " offset ",

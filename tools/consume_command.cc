@@ -164,7 +164,8 @@ void RunConsume(const ConsumeArgs& a) {
       return Fail("consume", records.status());
     }
     for (const client::ConsumerRecord& r : *records) {
-      if (!a.follow && r.offset >= ends[{r.topic, r.partition}]) continue;
+      if (!a.follow && r.offset >= ends[{std::string(r.topic), r.partition}])
+        continue;
       PrintRecord(r, a);
       ++printed;
       if (a.max_messages && printed >= *a.max_messages) break;

@@ -77,13 +77,13 @@ struct HeaderView {
   }
 };
 
-// What a consumer receives. key, value and headers are views into the
-// fetched batches (no copy per record, as librdkafka's messages point into
-// its fetch buffers): they stay valid as long as this record, or a copy of
-// it, lives, because `storage` keeps the bytes. Take a std::string of a
-// view to keep it longer.
+// What a consumer receives. topic, key, value and headers are views into
+// the fetched batches and the fetch's copy of the topic name (no copy per
+// record, as librdkafka's messages point into its fetch buffers): they stay
+// valid as long as this record, or a copy of it, lives, because `storage`
+// keeps the bytes. Take a std::string of a view to keep it longer.
 struct ConsumerRecord {
-  std::string topic;
+  std::string_view topic;
   int32_t partition = 0;
   int64_t offset = 0;
   int64_t timestamp_ms = 0;
