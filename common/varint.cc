@@ -47,13 +47,13 @@ bool GetUnsigned(std::string_view& in, size_t max_bytes, int bits,
 
 }  // namespace
 
-size_t VarintSize32(int32_t v) { return UnsignedSize(ZigZagEncode32(v)); }
-size_t VarintSize64(int64_t v) { return UnsignedSize(ZigZagEncode64(v)); }
+size_t VarintSize32Slow(int32_t v) { return UnsignedSize(ZigZagEncode32(v)); }
+size_t VarintSize64Slow(int64_t v) { return UnsignedSize(ZigZagEncode64(v)); }
 
-size_t PutVarint32(char* out, int32_t v) {
+size_t PutVarint32Slow(char* out, int32_t v) {
   return PutUnsigned(out, ZigZagEncode32(v));
 }
-size_t PutVarint64(char* out, int64_t v) {
+size_t PutVarint64Slow(char* out, int64_t v) {
   return PutUnsigned(out, ZigZagEncode64(v));
 }
 
@@ -66,14 +66,14 @@ void AppendVarint64(std::string& out, int64_t v) {
   out.append(buf, PutVarint64(buf, v));
 }
 
-bool GetVarint32(std::string_view& in, int32_t& value) {
+bool GetVarint32Slow(std::string_view& in, int32_t& value) {
   uint64_t raw;
   if (!GetUnsigned(in, kMaxVarint32Bytes, 32, raw)) return false;
   value = ZigZagDecode32(static_cast<uint32_t>(raw));
   return true;
 }
 
-bool GetVarint64(std::string_view& in, int64_t& value) {
+bool GetVarint64Slow(std::string_view& in, int64_t& value) {
   uint64_t raw;
   if (!GetUnsigned(in, kMaxVarint64Bytes, 64, raw)) return false;
   value = ZigZagDecode64(raw);

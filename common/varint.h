@@ -28,14 +28,54 @@ inline constexpr int64_t ZigZagDecode64(uint64_t v) {
   return static_cast<int64_t>((v >> 1) ^ (~(v & 1) + 1));
 }
 
+// The general cases of the functions below, out of line; the inline ones
+// handle the one- and two-byte varints (-8192..8191) that most record
+// fields are.
+size_t VarintSize32Slow(int32_t v);
+size_t VarintSize64Slow(int64_t v);
+size_t PutVarint32Slow(char* out, int32_t v);
+size_t PutVarint64Slow(char* out, int64_t v);
+bool GetVarint32Slow(std::string_view& in, int32_t& value);
+bool GetVarint64Slow(std::string_view& in, int64_t& value);
+
 // Number of bytes the zigzag varint encoding of `v` takes.
-size_t VarintSize32(int32_t v);
-size_t VarintSize64(int64_t v);
+inline size_t VarintSize32(int32_t v) {
+  const uint32_t u = ZigZagEncode32(v);
+  return u < 0x80 ? 1 : u < 0x4000 ? 2 : VarintSize32Slow(v);
+}
+inline size_t VarintSize64(int64_t v) {
+  const uint64_t u = ZigZagEncode64(v);
+  return u < 0x80 ? 1 : u < 0x4000 ? 2 : VarintSize64Slow(v);
+}
 
 // Writes the zigzag varint of `v` at `out` (which must have room for
 // kMaxVarint*Bytes) and returns the number of bytes written.
-size_t PutVarint32(char* out, int32_t v);
-size_t PutVarint64(char* out, int64_t v);
+inline size_t PutVarint32(char* out, int32_t v) {
+  const uint32_t u = ZigZagEncode32(v);
+  if (u < 0x80) {
+    out[0] = static_cast<char>(u);
+    return 1;
+  }
+  if (u < 0x4000) {
+    out[0] = static_cast<char>((u & 0x7f) | 0x80);
+    out[1] = static_cast<char>(u >> 7);
+    return 2;
+  }
+  return PutVarint32Slow(out, v);
+}
+inline size_t PutVarint64(char* out, int64_t v) {
+  const uint64_t u = ZigZagEncode64(v);
+  if (u < 0x80) {
+    out[0] = static_cast<char>(u);
+    return 1;
+  }
+  if (u < 0x4000) {
+    out[0] = static_cast<char>((u & 0x7f) | 0x80);
+    out[1] = static_cast<char>(u >> 7);
+    return 2;
+  }
+  return PutVarint64Slow(out, v);
+}
 void AppendVarint32(std::string& out, int32_t v);
 void AppendVarint64(std::string& out, int64_t v);
 
@@ -43,7 +83,39 @@ void AppendVarint64(std::string& out, int64_t v);
 // advances `in` past it and returns true. Returns false, leaving `in` as it
 // was, if the input ends inside the varint or the encoding is longer than the
 // type allows (an overlong varint).
-bool GetVarint32(std::string_view& in, int32_t& value);
-bool GetVarint64(std::string_view& in, int64_t& value);
+inline bool GetVarint32(std::string_view& in, int32_t& value) {
+  if (!in.empty()) {
+    const uint32_t b0 = static_cast<uint8_t>(in[0]);
+    if (b0 < 0x80) {
+      value = ZigZagDecode32(b0);
+      in.remove_prefix(1);
+      return true;
+    }
+    if (in.size() >= 2 && static_cast<uint8_t>(in[1]) < 0x80) {
+      value = ZigZagDecode32((b0 & 0x7f) |
+                             (uint32_t{static_cast<uint8_t>(in[1])} << 7));
+      in.remove_prefix(2);
+      return true;
+    }
+  }
+  return GetVarint32Slow(in, value);
+}
+inline bool GetVarint64(std::string_view& in, int64_t& value) {
+  if (!in.empty()) {
+    const uint64_t b0 = static_cast<uint8_t>(in[0]);
+    if (b0 < 0x80) {
+      value = ZigZagDecode64(b0);
+      in.remove_prefix(1);
+      return true;
+    }
+    if (in.size() >= 2 && static_cast<uint8_t>(in[1]) < 0x80) {
+      value = ZigZagDecode64((b0 & 0x7f) |
+                             (uint64_t{static_cast<uint8_t>(in[1])} << 7));
+      in.remove_prefix(2);
+      return true;
+    }
+  }
+  return GetVarint64Slow(in, value);
+}
 
 }  // namespace runnel

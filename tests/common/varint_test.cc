@@ -61,6 +61,48 @@ TEST(VarintTest, RoundTripsBoundaries64) {
   EXPECT_EQ(max_out.size(), kMaxVarint64Bytes);
 }
 
+// The inline one- and two-byte paths agree with the general code on every
+// value around them (and a truncated two-byte varint still fails).
+TEST(VarintTest, FastPathsMatchTheGeneralCode) {
+  for (int64_t v = -20000; v <= 20000; ++v) {
+    SCOPED_TRACE(v);
+    const auto v32 = static_cast<int32_t>(v);
+    char fast[kMaxVarint64Bytes];
+    char slow[kMaxVarint64Bytes];
+    const size_t n32 = PutVarint32(fast, v32);
+    ASSERT_EQ(n32, PutVarint32Slow(slow, v32));
+    ASSERT_EQ(std::string_view(fast, n32), std::string_view(slow, n32));
+    ASSERT_EQ(VarintSize32(v32), n32);
+    ASSERT_EQ(VarintSize32Slow(v32), n32);
+    std::string_view in(fast, n32);
+    int32_t back32 = 0;
+    ASSERT_TRUE(GetVarint32(in, back32));
+    ASSERT_EQ(back32, v32);
+    ASSERT_TRUE(in.empty());
+    in = std::string_view(slow, n32);
+    ASSERT_TRUE(GetVarint32Slow(in, back32));
+    ASSERT_EQ(back32, v32);
+
+    const size_t n64 = PutVarint64(fast, v);
+    ASSERT_EQ(n64, PutVarint64Slow(slow, v));
+    ASSERT_EQ(std::string_view(fast, n64), std::string_view(slow, n64));
+    ASSERT_EQ(VarintSize64(v), n64);
+    in = std::string_view(fast, n64);
+    int64_t back64 = 0;
+    ASSERT_TRUE(GetVarint64(in, back64));
+    ASSERT_EQ(back64, v);
+    ASSERT_TRUE(in.empty());
+
+    if (n32 > 1) {  // cut short: fails and leaves the input alone
+      std::string_view cut(fast, n32 - 1);
+      int32_t untouched = 7;
+      ASSERT_FALSE(GetVarint32(cut, untouched));
+      ASSERT_EQ(cut.size(), n32 - 1);
+      ASSERT_EQ(untouched, 7);
+    }
+  }
+}
+
 TEST(VarintTest, TruncatedInputFailsAndLeavesInputAlone) {
   std::string_view in("\x80\x80", 2);
   int32_t v = 7;
