@@ -38,6 +38,43 @@ size_t PutVarint64Slow(char* out, int64_t v);
 bool GetVarint32Slow(std::string_view& in, int32_t& value);
 bool GetVarint64Slow(std::string_view& in, int64_t& value);
 
+namespace varint_internal {
+
+// The one- and two-byte encodings of an unsigned (already zigzagged) value
+// below 0x4000: returns the bytes written, or 0 when the value needs more.
+inline size_t PutShort(char* out, uint64_t u) {
+  if (u < 0x80) {
+    out[0] = static_cast<char>(u);
+    return 1;
+  }
+  if (u < 0x4000) {
+    out[0] = static_cast<char>((u & 0x7f) | 0x80);
+    out[1] = static_cast<char>(u >> 7);
+    return 2;
+  }
+  return 0;
+}
+
+// Reads a one- or two-byte encoding from the front of `in` into `u`;
+// false (nothing consumed) when the varint is longer or `in` too short.
+inline bool GetShort(std::string_view& in, uint64_t& u) {
+  if (in.empty()) return false;
+  const uint64_t b0 = static_cast<uint8_t>(in[0]);
+  if (b0 < 0x80) {
+    u = b0;
+    in.remove_prefix(1);
+    return true;
+  }
+  if (in.size() >= 2 && static_cast<uint8_t>(in[1]) < 0x80) {
+    u = (b0 & 0x7f) | (uint64_t{static_cast<uint8_t>(in[1])} << 7);
+    in.remove_prefix(2);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace varint_internal
+
 // Number of bytes the zigzag varint encoding of `v` takes.
 inline size_t VarintSize32(int32_t v) {
   const uint32_t u = ZigZagEncode32(v);
@@ -51,30 +88,12 @@ inline size_t VarintSize64(int64_t v) {
 // Writes the zigzag varint of `v` at `out` (which must have room for
 // kMaxVarint*Bytes) and returns the number of bytes written.
 inline size_t PutVarint32(char* out, int32_t v) {
-  const uint32_t u = ZigZagEncode32(v);
-  if (u < 0x80) {
-    out[0] = static_cast<char>(u);
-    return 1;
-  }
-  if (u < 0x4000) {
-    out[0] = static_cast<char>((u & 0x7f) | 0x80);
-    out[1] = static_cast<char>(u >> 7);
-    return 2;
-  }
-  return PutVarint32Slow(out, v);
+  const size_t n = varint_internal::PutShort(out, ZigZagEncode32(v));
+  return n != 0 ? n : PutVarint32Slow(out, v);
 }
 inline size_t PutVarint64(char* out, int64_t v) {
-  const uint64_t u = ZigZagEncode64(v);
-  if (u < 0x80) {
-    out[0] = static_cast<char>(u);
-    return 1;
-  }
-  if (u < 0x4000) {
-    out[0] = static_cast<char>((u & 0x7f) | 0x80);
-    out[1] = static_cast<char>(u >> 7);
-    return 2;
-  }
-  return PutVarint64Slow(out, v);
+  const size_t n = varint_internal::PutShort(out, ZigZagEncode64(v));
+  return n != 0 ? n : PutVarint64Slow(out, v);
 }
 void AppendVarint32(std::string& out, int32_t v);
 void AppendVarint64(std::string& out, int64_t v);
@@ -84,38 +103,16 @@ void AppendVarint64(std::string& out, int64_t v);
 // was, if the input ends inside the varint or the encoding is longer than the
 // type allows (an overlong varint).
 inline bool GetVarint32(std::string_view& in, int32_t& value) {
-  if (!in.empty()) {
-    const uint32_t b0 = static_cast<uint8_t>(in[0]);
-    if (b0 < 0x80) {
-      value = ZigZagDecode32(b0);
-      in.remove_prefix(1);
-      return true;
-    }
-    if (in.size() >= 2 && static_cast<uint8_t>(in[1]) < 0x80) {
-      value = ZigZagDecode32((b0 & 0x7f) |
-                             (uint32_t{static_cast<uint8_t>(in[1])} << 7));
-      in.remove_prefix(2);
-      return true;
-    }
-  }
-  return GetVarint32Slow(in, value);
+  uint64_t u;
+  if (!varint_internal::GetShort(in, u)) return GetVarint32Slow(in, value);
+  value = ZigZagDecode32(static_cast<uint32_t>(u));
+  return true;
 }
 inline bool GetVarint64(std::string_view& in, int64_t& value) {
-  if (!in.empty()) {
-    const uint64_t b0 = static_cast<uint8_t>(in[0]);
-    if (b0 < 0x80) {
-      value = ZigZagDecode64(b0);
-      in.remove_prefix(1);
-      return true;
-    }
-    if (in.size() >= 2 && static_cast<uint8_t>(in[1]) < 0x80) {
-      value = ZigZagDecode64((b0 & 0x7f) |
-                             (uint64_t{static_cast<uint8_t>(in[1])} << 7));
-      in.remove_prefix(2);
-      return true;
-    }
-  }
-  return GetVarint64Slow(in, value);
+  uint64_t u;
+  if (!varint_internal::GetShort(in, u)) return GetVarint64Slow(in, value);
+  value = ZigZagDecode64(u);
+  return true;
 }
 
 }  // namespace runnel
