@@ -421,7 +421,7 @@ TEST_F(ClientE2eTest, FullBufferBlocksThenFailsClearlyAndLosesNothing) {
   auto producer = Producer::Create(o).value();
   ASSERT_THAT(producer->PartitionCount("backpressure"), IsOk());
   // A stopped broker acknowledges nothing, so the buffer fills up.
-  ASSERT_EQ(kill(broker_->pid(), SIGSTOP), 0);
+  RUNNEL_ASSERT_OK(broker_->Pause());
   std::atomic<int> acked{0};
   std::atomic<int> failed{0};
   int accepted = 0;
@@ -437,7 +437,7 @@ TEST_F(ClientE2eTest, FullBufferBlocksThenFailsClearlyAndLosesNothing) {
     blocked = std::chrono::steady_clock::now() - before;
     if (refused.ok()) ++accepted;
   }
-  ASSERT_EQ(kill(broker_->pid(), SIGCONT), 0);
+  RUNNEL_ASSERT_OK(broker_->Resume());
   EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted));
   EXPECT_THAT(std::string(refused.message()), HasSubstr("buffer"));
   EXPECT_GE(blocked, std::chrono::milliseconds(250));  // waited max.block.ms
@@ -709,8 +709,10 @@ TEST_F(ClientRestartTest,
   ASSERT_THAT(producer->Send({.topic = "stalled", .value = "before"}).get(),
               IsOk());
   // Stopped, not dead: the connection stays up and nothing answers, so only
-  // the producer's own deadline on the stream ends the requests.
-  ASSERT_EQ(::kill(broker->pid(), SIGSTOP), 0);
+  // the producer's own deadline on the stream ends the requests. Pause
+  // returns once every broker thread has stopped, so none of the records
+  // below can still be answered.
+  RUNNEL_ASSERT_OK(broker->Pause());
   std::vector<std::future<absl::StatusOr<RecordMetadata>>> futures;
   for (int i = 0; i < 5; ++i) {
     futures.push_back(
@@ -720,7 +722,7 @@ TEST_F(ClientRestartTest,
     ASSERT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready);
     EXPECT_THAT(f.get(), StatusIs(absl::StatusCode::kDeadlineExceeded));
   }
-  ASSERT_EQ(::kill(broker->pid(), SIGCONT), 0);
+  RUNNEL_ASSERT_OK(broker->Resume());
   auto after = producer->Send({.topic = "stalled", .value = "after"});
   ASSERT_EQ(after.wait_for(std::chrono::seconds(30)),
             std::future_status::ready);

@@ -249,6 +249,31 @@ absl::Status BrokerProcess::CheckAlive() {
   return DiedError(*code);
 }
 
+absl::Status BrokerProcess::Pause() {
+  RUNNEL_RETURN_IF_ERROR(CheckAlive());
+  if (pid_ <= 0) return absl::FailedPreconditionError("broker not running");
+  if (::kill(pid_, SIGSTOP) != 0) return absl::ErrnoToStatus(errno, "SIGSTOP");
+  int wstatus = 0;
+  pid_t r;
+  do {
+    r = ::waitpid(pid_, &wstatus, WUNTRACED);
+  } while (r < 0 && errno == EINTR);
+  if (r != pid_) return absl::ErrnoToStatus(errno, "waitpid(WUNTRACED)");
+  if (WIFSTOPPED(wstatus)) return absl::OkStatus();
+  pid_ = -1;  // it exited instead: reaped just now
+  if (stdout_fd_ >= 0) ::close(stdout_fd_);
+  stdout_fd_ = -1;
+  const int code = ExitCode(wstatus);
+  PrintStderrTail(absl::StrCat("it died on its own, ", DescribeExit(code)));
+  return DiedError(code);
+}
+
+absl::Status BrokerProcess::Resume() {
+  if (pid_ <= 0) return absl::FailedPreconditionError("broker not running");
+  if (::kill(pid_, SIGCONT) != 0) return absl::ErrnoToStatus(errno, "SIGCONT");
+  return absl::OkStatus();
+}
+
 std::optional<int> BrokerProcess::ReapIfExited() {
   int wstatus = 0;
   pid_t r;

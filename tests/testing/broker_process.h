@@ -80,6 +80,13 @@ class BrokerProcess {
   // kInternal (with exit status and stderr tail) if the broker exited on its
   // own; it is reaped then. OK while it runs or after Stop / Kill.
   absl::Status CheckAlive();
+  // SIGSTOP, and returns once every thread of the broker has stopped
+  // (waitpid with WUNTRACED reports the finished group stop): nothing the
+  // broker does can race what the caller does next. kInternal if it exited
+  // instead (it is reaped then).
+  absl::Status Pause();
+  // SIGCONT after Pause.
+  absl::Status Resume();
 
   const std::string& stderr_path() const { return stderr_path_; }
   // The last lines of the broker's stderr, at most about `max_bytes`.
