@@ -118,23 +118,13 @@ class RecordCursor {
     return absl::OkStatus();
   }
 
+  // GetVarint* handle the short encodings most fields have inline.
   absl::Status Varint32(absl::string_view field, int32_t& v) {
-    // Fast path: most lengths and deltas fit in one byte.
-    if (!in_.empty() && static_cast<uint8_t>(in_[0]) < 0x80) {
-      v = ZigZagDecode32(static_cast<uint8_t>(in_[0]));
-      in_.remove_prefix(1);
-      return absl::OkStatus();
-    }
     if (GetVarint32(in_, v)) return absl::OkStatus();
     return VarintFailure(field, kMaxVarint32Bytes);
   }
 
   absl::Status Varint64(absl::string_view field, int64_t& v) {
-    if (!in_.empty() && static_cast<uint8_t>(in_[0]) < 0x80) {
-      v = ZigZagDecode64(static_cast<uint8_t>(in_[0]));
-      in_.remove_prefix(1);
-      return absl::OkStatus();
-    }
     if (GetVarint64(in_, v)) return absl::OkStatus();
     return VarintFailure(field, kMaxVarint64Bytes);
   }
