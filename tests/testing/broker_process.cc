@@ -260,10 +260,7 @@ absl::Status BrokerProcess::Pause() {
   } while (r < 0 && errno == EINTR);
   if (r != pid_) return absl::ErrnoToStatus(errno, "waitpid(WUNTRACED)");
   if (WIFSTOPPED(wstatus)) return absl::OkStatus();
-  pid_ = -1;  // it exited instead: reaped just now
-  if (stdout_fd_ >= 0) ::close(stdout_fd_);
-  stdout_fd_ = -1;
-  const int code = ExitCode(wstatus);
+  const int code = Reaped(wstatus);  // it exited instead
   PrintStderrTail(absl::StrCat("it died on its own, ", DescribeExit(code)));
   return DiedError(code);
 }
@@ -281,6 +278,10 @@ std::optional<int> BrokerProcess::ReapIfExited() {
     r = ::waitpid(pid_, &wstatus, WNOHANG);
   } while (r < 0 && errno == EINTR);
   if (r != pid_) return std::nullopt;
+  return Reaped(wstatus);
+}
+
+int BrokerProcess::Reaped(int wstatus) {
   pid_ = -1;
   if (stdout_fd_ >= 0) ::close(stdout_fd_);
   stdout_fd_ = -1;

@@ -104,6 +104,8 @@ class BrokerProcess {
   absl::StatusOr<int> WaitExit(std::chrono::milliseconds timeout);
   // Reaps the broker if it has exited: its exit code, else nullopt.
   std::optional<int> ReapIfExited();
+  // Forgets the broker that waitpid just reaped (`wstatus`): its exit code.
+  int Reaped(int wstatus);
   // The kInternal error for a broker that exited with `code` on its own.
   absl::Status DiedError(int code) const;
   void PrintStderrTail(const std::string& why) const;
