@@ -94,11 +94,28 @@ struct Summary {
   const LatencyHistogram* ack_latency = nullptr;
 };
 
+// `prefix`p50_ms, ...p99_ms, ...p999_ms and ...max_ms of `h`.
+void AddLatencyFields(JsonObject& o, const std::string& prefix,
+                      const LatencyHistogram& h) {
+  o.Double(prefix + "p50_ms", h.PercentileMs(0.5))
+      .Double(prefix + "p99_ms", h.PercentileMs(0.99))
+      .Double(prefix + "p999_ms", h.PercentileMs(0.999))
+      .Double(prefix + "max_ms", h.MaxMs());
+}
+
+// "p50 X p99 X p99.9 X max X" of `h`, in ms.
+std::string LatencyText(const LatencyHistogram& h) {
+  char buf[128];
+  std::snprintf(buf, sizeof(buf), "p50 %.3f p99 %.3f p99.9 %.3f max %.3f",
+                h.PercentileMs(0.5), h.PercentileMs(0.99),
+                h.PercentileMs(0.999), h.MaxMs());
+  return buf;
+}
+
 void PrintSummary(const char* what, const Summary& s, bool json) {
   const double secs = s.seconds > 0 ? s.seconds : 1e-9;
   const double rps = static_cast<double>(s.records) / secs;
   const double mbps = static_cast<double>(s.bytes) / 1e6 / secs;
-  const LatencyHistogram& h = *s.latency;
   if (json) {
     JsonObject o;
     o.String("bench", what)
@@ -106,33 +123,20 @@ void PrintSummary(const char* what, const Summary& s, bool json) {
         .Uint("bytes", s.bytes)
         .Double("seconds", s.seconds)
         .Double("records_per_sec", rps)
-        .Double("mb_per_sec", mbps)
-        .Double("p50_ms", h.PercentileMs(0.5))
-        .Double("p99_ms", h.PercentileMs(0.99))
-        .Double("p999_ms", h.PercentileMs(0.999))
-        .Double("max_ms", h.MaxMs());
-    if (s.ack_latency != nullptr) {
-      o.Double("ack_p50_ms", s.ack_latency->PercentileMs(0.5))
-          .Double("ack_p99_ms", s.ack_latency->PercentileMs(0.99))
-          .Double("ack_p999_ms", s.ack_latency->PercentileMs(0.999))
-          .Double("ack_max_ms", s.ack_latency->MaxMs());
-    }
+        .Double("mb_per_sec", mbps);
+    AddLatencyFields(o, "", *s.latency);
+    if (s.ack_latency != nullptr) AddLatencyFields(o, "ack_", *s.ack_latency);
     std::printf("%s\n", o.Build().c_str());
   } else {
     std::printf(
         "%s: %llu records, %llu bytes in %.3f s: %.0f records/s, %.1f MB/s; "
-        "latency ms p50 %.3f p99 %.3f p99.9 %.3f max %.3f\n",
+        "latency ms %s\n",
         what, static_cast<unsigned long long>(s.records),
         static_cast<unsigned long long>(s.bytes), s.seconds, rps, mbps,
-        h.PercentileMs(0.5), h.PercentileMs(0.99), h.PercentileMs(0.999),
-        h.MaxMs());
+        LatencyText(*s.latency).c_str());
     if (s.ack_latency != nullptr) {
-      std::printf(
-          "%s: acknowledgement latency ms p50 %.3f p99 %.3f p99.9 %.3f max "
-          "%.3f\n",
-          what, s.ack_latency->PercentileMs(0.5),
-          s.ack_latency->PercentileMs(0.99), s.ack_latency->PercentileMs(0.999),
-          s.ack_latency->MaxMs());
+      std::printf("%s: acknowledgement latency ms %s\n", what,
+                  LatencyText(*s.ack_latency).c_str());
     }
   }
   std::fflush(stdout);
