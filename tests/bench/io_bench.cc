@@ -12,7 +12,7 @@
 //   pipe5    Sync() after every append without waiting, at most 5 Syncs
 //            outstanding: the broker's pattern with a producer's 5 requests
 //            in flight (1 MiB blocks; second argument: buffer_bytes in MiB)
-// Iteration counts are fixed so each case writes a bounded amount (<= 256 MiB);
+// Iteration counts are fixed so each case writes a bounded amount (<= 512 MiB);
 // each file is deleted when its case ends. Counters: bytes_per_second, and
 // proc_cpu_s_per_GB = CPU seconds of the whole process (appenders, the I/O
 // thread and io_uring workers) per GB appended; fsyncs_per_sync shows sharing.
