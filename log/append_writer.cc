@@ -17,6 +17,7 @@
 
 #include "common/check.h"
 #include "common/status_macros.h"
+#include "common/streaming_copy.h"
 
 namespace runnel::log {
 
@@ -344,7 +345,9 @@ FilePos AppendWriter::Append(std::string_view data) {
       continue;
     }
     size_t n = std::min(b->capacity - b->len, data.size());
-    std::memcpy(b->data + b->len, data.data(), n);
+    // The disk reads these bytes; the CPU reads them again only for a
+    // reader at the tail: stream big copies past the cache.
+    StreamingCopy(b->data + b->len, data.data(), n);
     b->len += n;
     data.remove_prefix(n);
     // Release: a reader that sees the new size sees a consistent writer (the
