@@ -1,16 +1,45 @@
 #include "client/metadata.h"
 
+#include <atomic>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 
 namespace runnel::client {
 
+namespace {
+
+// Process-wide, so that a generation is never reused, not even by a
+// Metadata created where a destroyed one was.
+std::atomic<uint64_t> next_generation{1};
+
+uint64_t NewGeneration() {
+  return next_generation.fetch_add(1, std::memory_order_relaxed);
+}
+
+// One thread's last PartitionCount answer, valid while its Metadata has the
+// generation it was read at.
+struct CachedPartitionCount {
+  const void* metadata = nullptr;
+  uint64_t generation = 0;
+  std::string topic;
+  int32_t count = 0;
+};
+thread_local CachedPartitionCount cached_partition_count;
+
+}  // namespace
+
 Metadata::Metadata(ChannelPool* pool, std::string bootstrap,
                    int64_t request_timeout_ms)
     : pool_(pool),
       bootstrap_(std::move(bootstrap)),
-      request_timeout_ms_(request_timeout_ms) {}
+      request_timeout_ms_(request_timeout_ms),
+      generation_(NewGeneration()) {}
+
+void Metadata::ChangedLocked() {
+  generation_.store(NewGeneration(), std::memory_order_release);
+}
 
 absl::Status Metadata::Refresh(const std::vector<std::string>& topics) {
   absl::MutexLock refresh_lock(&refresh_mu_);
@@ -57,6 +86,7 @@ absl::Status Metadata::Refresh(const std::vector<std::string>& topics) {
     }
     topics_[t.name()] = std::move(info);
   }
+  ChangedLocked();
   return absl::OkStatus();
 }
 
@@ -71,6 +101,12 @@ absl::Status Metadata::LookupLocked(const std::string& topic,
 }
 
 absl::StatusOr<int32_t> Metadata::PartitionCount(const std::string& topic) {
+  CachedPartitionCount& cached = cached_partition_count;
+  if (cached.metadata == this &&
+      cached.generation == generation_.load(std::memory_order_acquire) &&
+      cached.topic == topic) {
+    return cached.count;
+  }
   for (int attempt = 0; attempt < 2; ++attempt) {
     {
       absl::MutexLock lock(&mu_);
@@ -80,9 +116,15 @@ absl::StatusOr<int32_t> Metadata::PartitionCount(const std::string& topic) {
         if (!s.ok()) {
           // Forget a failed lookup so a topic created later is found.
           topics_.erase(topic);
+          ChangedLocked();
           return s;
         }
-        return static_cast<int32_t>(info->leaders.size());
+        const auto count = static_cast<int32_t>(info->leaders.size());
+        cached.metadata = this;
+        cached.generation = generation_.load(std::memory_order_relaxed);
+        cached.topic = topic;
+        cached.count = count;
+        return count;
       }
     }
     if (attempt == 0) {
@@ -133,6 +175,7 @@ void Metadata::Invalidate(const std::string& topic) {
   absl::MutexLock lock(&mu_);
   auto it = topics_.find(topic);
   if (it != topics_.end()) it->second.stale = true;
+  ChangedLocked();
 }
 
 }  // namespace runnel::client

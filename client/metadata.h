@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,7 +29,10 @@ class Metadata {
 
   // The topic's partition count, fetching metadata when the topic is not
   // cached. kNotFound for a topic that does not exist, kInvalidArgument for a
-  // bad name, an RPC's status when no broker answers.
+  // bad name, an RPC's status when no broker answers. Called for every
+  // record the producer sends: a thread asking again for the topic it asked
+  // for last, with no metadata change in between, is answered from a
+  // thread-local copy without the lock.
   absl::StatusOr<int32_t> PartitionCount(const std::string& topic);
 
   // "host:port" of the partition's leader, refreshing once when unknown.
@@ -53,6 +57,9 @@ class Metadata {
   };
   absl::Status LookupLocked(const std::string& topic, const TopicInfo** info)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Called on every change of topics_: gives this object a generation no
+  // Metadata in the process had before, which voids the thread-local copies.
+  void ChangedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   ChannelPool* const pool_;
   const std::string bootstrap_;
@@ -62,6 +69,8 @@ class Metadata {
   absl::Mutex mu_;
   absl::flat_hash_map<int32_t, std::string> brokers_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, TopicInfo> topics_ ABSL_GUARDED_BY(mu_);
+  // Written under mu_, read without it by PartitionCount.
+  std::atomic<uint64_t> generation_;
 };
 
 }  // namespace runnel::client

@@ -65,14 +65,20 @@ absl::StatusOr<RecordAccumulator::AppendResult> RecordAccumulator::Append(
   }
   used_memory_ += estimate;
 
-  auto it = queues_.find(tp);
-  if (it == queues_.end()) {
-    it =
-        queues_.try_emplace(TopicPartition{std::string(tp.topic), tp.partition})
-            .first;
+  QueueMap::value_type* entry = last_queue_;
+  if (entry == nullptr || entry->first.partition != tp.partition ||
+      entry->first.topic != tp.topic) {
+    auto it = queues_.find(tp);
+    if (it == queues_.end()) {
+      it = queues_
+               .try_emplace(TopicPartition{std::string(tp.topic), tp.partition})
+               .first;
+    }
+    entry = &*it;
+    last_queue_ = entry;
   }
-  const TopicPartition& queue_tp = it->first;
-  PartitionQueue& q = it->second;
+  const TopicPartition& queue_tp = entry->first;
+  PartitionQueue& q = entry->second;
   AppendResult result;
   if (q.open_back && q.batches.back()->record_count() > 0 &&
       q.batches.back()->size_bytes() + estimate > options_.batch_size) {

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/hash/hash.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -255,9 +255,13 @@ class RecordAccumulator {
   size_t used_memory_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_batch_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::set<uint64_t> incomplete_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<TopicPartition, PartitionQueue, TopicPartitionHash,
-                      TopicPartitionEq>
-      queues_ ABSL_GUARDED_BY(mu_);
+  // Node-based: an entry never moves (and none is erased), so Append keeps
+  // the one it used last and skips the lookup for the next record to the
+  // same partition.
+  using QueueMap = absl::node_hash_map<TopicPartition, PartitionQueue,
+                                       TopicPartitionHash, TopicPartitionEq>;
+  QueueMap queues_ ABSL_GUARDED_BY(mu_);
+  QueueMap::value_type* last_queue_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace runnel::client

@@ -18,6 +18,8 @@
 #include "gtest/gtest.h"
 #include <grpcpp/grpcpp.h>
 
+#include "client/metadata.h"
+#include "client/rpc.h"
 #include "common/check.h"
 #include "log/record_batch.h"
 #include "proto/broker_service.grpc.pb.h"
@@ -521,6 +523,45 @@ TEST_F(ClientE2eTest, InvalidTopicNamesAreRejected) {
   RUNNEL_EXPECT_OK(admin->CreateTopic({std::string(249, 'n'), 1}));
   EXPECT_THAT(admin->CreateTopic({std::string(249, 'n'), 1}),
               StatusIs(absl::StatusCode::kAlreadyExists));
+}
+
+// PartitionCount answers a thread's repeated question from a thread-local
+// copy; every metadata change voids it, and two Metadata objects never see
+// each other's copies.
+TEST_F(ClientE2eTest, PartitionCountFollowsMetadataChanges) {
+  CreateTopic("meta-count", 1);
+  auto admin = Admin::Create({Address()}).value();
+  // -1 for an error.
+  auto count = [](client::Metadata& m, const std::string& topic) {
+    absl::StatusOr<int32_t> n = m.PartitionCount(topic);
+    return n.ok() ? *n : -1;
+  };
+  client::ChannelPool pool;
+  client::Metadata first(&pool, Address(), 10000);
+  EXPECT_EQ(count(first, "meta-count"), 1);
+  EXPECT_EQ(count(first, "meta-count"), 1);
+
+  RUNNEL_ASSERT_OK(admin->CreatePartitions("meta-count", 3));
+  // Not refreshed yet: the cached view, as before the copy existed.
+  EXPECT_EQ(count(first, "meta-count"), 1);
+  // A second Metadata in the same thread asks the broker: 3.
+  client::Metadata second(&pool, Address(), 10000);
+  EXPECT_EQ(count(second, "meta-count"), 3);
+  // And the first one still answers from its own view, not the copy.
+  EXPECT_EQ(count(first, "meta-count"), 1);
+
+  first.Invalidate("meta-count");
+  EXPECT_EQ(count(first, "meta-count"), 3);
+
+  RUNNEL_ASSERT_OK(admin->CreatePartitions("meta-count", 5));
+  RUNNEL_ASSERT_OK(first.Refresh({"meta-count"}));
+  EXPECT_EQ(count(first, "meta-count"), 5);
+
+  // A failed lookup is not kept: a topic created afterwards is found.
+  EXPECT_THAT(first.PartitionCount("meta-count-later"),
+              StatusIs(absl::StatusCode::kNotFound));
+  CreateTopic("meta-count-later", 2);
+  EXPECT_EQ(count(first, "meta-count-later"), 2);
 }
 
 TEST_F(ClientE2eTest, AdminManagesTopicLifecycle) {
