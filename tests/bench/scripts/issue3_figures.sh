@@ -9,7 +9,7 @@
 #   tests/bench/scripts/issue3_figures.sh OUT [BUILD_DIR] [WORK_DIR]
 #
 # BUILD_DIR defaults to build/release, WORK_DIR to /tmp/runnel-figures (it
-# needs about 10 GB). Nothing is deleted before or during the set (deleting GBs
+# needs about 30 GB). Nothing is deleted before or during the set (deleting GBs
 # on a disk with online discard stalls fsyncs for seconds); WORK_DIR is
 # removed at the very end. Needs fio, iperf3, redis-server and
 # redis-benchmark (deploy/install-deps.sh installs them) and curl.
@@ -81,11 +81,17 @@ for run in 1 2 3; do
     sleep 0.1
   done
   R="$RN --bootstrap 127.0.0.1:$PORT"
-  for t in b100 ball b1k b1kall e2e; do $R topic create $t --partitions 1 > /dev/null; done
+  for t in b100 ball b1k b1kall b1k3 b1kall3 e2e; do
+    $R topic create $t --partitions 1 > /dev/null
+  done
   measure "run $run p100_leader" $R bench produce --topic b100 --records 3000000 --record-size 100 --acks leader
   measure "run $run p100_all" $R bench produce --topic ball --records 3000000 --record-size 100 --acks all
   measure "run $run p1k_leader" $R bench produce --topic b1k --records 1000000 --record-size 1024 --acks leader
   measure "run $run p1k_all" $R bench produce --topic b1kall --records 1000000 --record-size 1024 --acks all
+  # The same for 3 GB: the process's start (connection, first touches of
+  # its 32 MiB buffer) weighs a third as much (docs/benchmarks.md, session 8).
+  measure "run $run p1k_leader_3m" $R bench produce --topic b1k3 --records 3000000 --record-size 1024 --acks leader
+  measure "run $run p1k_all_3m" $R bench produce --topic b1kall3 --records 3000000 --record-size 1024 --acks all
   measure "run $run c1k_cold" $R bench consume --topic b1k --records 1000000
   measure "run $run c1k_warm" $R bench consume --topic b1k --records 1000000
   measure "run $run c1k_warm" $R bench consume --topic b1k --records 1000000
