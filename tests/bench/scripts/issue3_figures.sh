@@ -1,6 +1,6 @@
 #!/bin/bash
 # The issue #3 figure set (docs/benchmarks.md, "Issue #3 figures"): the
-# reference tools (fio 1 MiB O_DIRECT + fdatasync, iperf3 loopback, Redis 7
+# reference tools (fio 1 MiB and 1200 KiB O_DIRECT + fdatasync, iperf3 loopback, Redis 7
 # XADD with appendfsync always), then three runs of every runnel benchmark on
 # a fresh broker and data directory each, then the reference tools again.
 # Each bench line also carries the host's busy and steal CPU ticks during it
@@ -55,6 +55,11 @@ reference() {
   echo "fio: $(fio --name=seqwrite --filename="$WORK/ref.$(date +%s%N).fio" --rw=write \
     --ioengine=io_uring --iodepth=1 --size=256m --bs=1m --direct=1 --fdatasync=1 2>&1 |
     grep -o 'WRITE: bw=[^,]*')" >> "$OUT"
+  # The broker's own fsync size at 1 KiB acks=all: about 1.2 MB per fsync
+  # (the p1k_all lines' bytes / fsyncs).
+  echo "fio_1200k: $(fio --name=seqwrite --filename="$WORK/ref.$(date +%s%N).fio" \
+    --rw=write --ioengine=io_uring --iodepth=1 --size=256m --bs=1200k --direct=1 \
+    --fdatasync=1 2>&1 | grep -o 'WRITE: bw=[^,]*')" >> "$OUT"
   (iperf3 -s -1 -p 15201 > /dev/null 2>&1 &)
   sleep 0.5
   echo "iperf3: $(iperf3 -c 127.0.0.1 -p 15201 -t 5 2>&1 | grep receiver |
