@@ -141,6 +141,8 @@ class Producer::Impl {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> metadata_stale_{false};
+  // When the sender last refreshed the metadata (sender thread only).
+  int64_t metadata_refreshed_ms_ = 0;
   // Sender thread only (and Close, after the sender stopped).
   ProducerIdentity identity_;
   // The ProduceStream per broker address, and replaced ones not yet ended.
@@ -193,7 +195,8 @@ Producer::Impl::Impl(ProducerOptions options)
       metadata_(&pool_, options_.bootstrap, options_.request_timeout_ms),
       sticky_(options_.partitioner_seed != 0 ? options_.partitioner_seed
                                              : std::random_device{}()),
-      accumulator_(MakeAccumulatorOptions(options_, clock_)) {
+      accumulator_(MakeAccumulatorOptions(options_, clock_)),
+      metadata_refreshed_ms_(clock_->NowMs()) {
   sender_ = std::thread([this] { RunSender(); });
 }
 
@@ -292,9 +295,14 @@ void Producer::Impl::RunSender() {
       if (stop_) break;
     }
     ExpireOverdueStreams();
-    if (metadata_stale_.exchange(false)) {
+    const int64_t now_ms = clock_->NowMs();
+    const bool aged =
+        options_.metadata_max_age_ms > 0 &&
+        now_ms - metadata_refreshed_ms_ >= options_.metadata_max_age_ms;
+    if (metadata_stale_.exchange(false) || aged) {
       // Best effort: a failure shows up as a missing leader below.
       metadata_.Refresh({}).IgnoreError();
+      metadata_refreshed_ms_ = now_ms;
     }
     bool identity_ok = true;
     // Lazily: only once there is something to send.

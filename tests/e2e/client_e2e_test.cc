@@ -41,6 +41,7 @@ using ::runnel::testing::BrokerProcessOptions;
 using ::runnel::testing::IsOk;
 using ::runnel::testing::ScopedTempDir;
 using ::runnel::testing::StatusIs;
+using ::runnel::testing::WaitFor;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
@@ -562,6 +563,35 @@ TEST_F(ClientE2eTest, PartitionCountFollowsMetadataChanges) {
               StatusIs(absl::StatusCode::kNotFound));
   CreateTopic("meta-count-later", 2);
   EXPECT_EQ(count(first, "meta-count-later"), 2);
+}
+
+// metadata.max.age.ms: a sending producer picks up partitions added to its
+// topic without an error first.
+TEST_F(ClientE2eTest, SendingProducerPicksUpAddedPartitionsWithinMaxAge) {
+  CreateTopic("grows", 1);
+  ProducerOptions o = Producing();
+  o.metadata_max_age_ms = 50;
+  auto producer = Producer::Create(o).value();
+  ASSERT_THAT(producer->Send({.topic = "grows", .value = "before"}).get(),
+              IsOk());
+  auto admin = Admin::Create({Address()}).value();
+  RUNNEL_ASSERT_OK(admin->CreatePartitions("grows", 3));
+  // Keeps sending (the sender refreshes while it has work) until the
+  // producer reports the new count.
+  const bool grown = WaitFor(
+      [&] {
+        EXPECT_THAT(producer->Send({.topic = "grows", .value = "v"}).get(),
+                    IsOk());
+        absl::StatusOr<int32_t> n = producer->PartitionCount("grows");
+        return n.ok() && *n == 3;
+      },
+      std::chrono::seconds(20));
+  ASSERT_TRUE(grown);
+  auto on_new =
+      producer->Send({.topic = "grows", .partition = 2, .value = "n"});
+  absl::StatusOr<RecordMetadata> md = on_new.get();
+  ASSERT_THAT(md, IsOk());
+  EXPECT_EQ(md->partition, 2);
 }
 
 TEST_F(ClientE2eTest, AdminManagesTopicLifecycle) {

@@ -50,6 +50,11 @@ struct ProducerOptions {
   int64_t delivery_timeout_ms = 120000;
   int64_t request_timeout_ms = 30000;
   int64_t retry_backoff_ms = 100;
+  // Kafka's metadata.max.age.ms: while it sends, the producer asks for fresh
+  // metadata of its topics at least this often, so partitions added to a
+  // topic (and moved leaders) are used without an error first. <= 0: only
+  // after errors.
+  int64_t metadata_max_age_ms = 300000;
   // Produce requests in flight per broker (across partitions).
   int max_in_flight_requests = 16;
   // Kafka's enable.idempotence (default true, as since Kafka 3.0): the
