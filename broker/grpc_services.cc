@@ -193,8 +193,11 @@ class ProduceStreamReactor final
               *shape, acks, std::move(results), response.mutable_response());
           RecordCall(core_, Api::kProduce, start,
                      partitions > 0 && errors == partitions, errors);
+          // Once answered, the stream may finish and delete this reactor on
+          // a gRPC thread: nothing of `this` is touched after Answer.
+          RequestGate* const gate = gate_;
           Answer(std::move(response));
-          gate_->Exit();
+          gate->Exit();
         });
     // Only now: the next request is appended after this one.
     StartRead(&request_);
