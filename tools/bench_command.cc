@@ -45,6 +45,8 @@ int64_t NowNs() {
 class LatencyHistogram {
  public:
   LatencyHistogram() : shards_(std::make_unique<Shard[]>(kShards)) {}
+  LatencyHistogram(const LatencyHistogram&) = delete;
+  LatencyHistogram& operator=(const LatencyHistogram&) = delete;
 
   void Record(int64_t ns) {
     const uint64_t us = ns <= 0 ? 0 : static_cast<uint64_t>(ns / 1000);
