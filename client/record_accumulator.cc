@@ -66,8 +66,7 @@ absl::StatusOr<RecordAccumulator::AppendResult> RecordAccumulator::Append(
   used_memory_ += estimate;
 
   QueueMap::value_type* entry = last_queue_;
-  if (entry == nullptr || entry->first.partition != tp.partition ||
-      entry->first.topic != tp.topic) {
+  if (entry == nullptr || !TopicPartitionEq()(entry->first, tp)) {
     auto it = queues_.find(tp);
     if (it == queues_.end()) {
       it = queues_

@@ -419,11 +419,10 @@ void RunBenchProduce(const ProducerFlags& f, int producers) {
   for (const absl::Status& s : results) {
     if (!s.ok()) return Fail("bench produce", s);
   }
-  PrintSummary(
-      "produce",
-      Summary{state.latency.count(), state.latency.count() * f.record_size,
-              seconds, &state.latency},
-      f.json);
+  const uint64_t acked = state.latency.count();
+  PrintSummary("produce",
+               Summary{acked, acked * f.record_size, seconds, &state.latency},
+               f.json);
   absl::MutexLock lock(&state.mu);
   if (state.failed.load() > 0) {
     Fail("bench produce",
