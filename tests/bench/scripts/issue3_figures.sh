@@ -51,15 +51,17 @@ measure() {
   f1=$(fsyncs)
   echo "$label $out $(echo "$t0 $t1 $f0 $f1" | awk '{printf "busy=%d steal=%d fsyncs=%d slow_fsyncs=%d", $3 - $1, $4 - $2, $7 - $5, $8 - $6}')" >> "$OUT"
 }
+# fio's sequential O_DIRECT write with fdatasync after every block of $1.
+fio_seqwrite() {
+  fio --name=seqwrite --filename="$WORK/ref.$(date +%s%N).fio" --rw=write \
+    --ioengine=io_uring --iodepth=1 --size=256m --bs="$1" --direct=1 --fdatasync=1 2>&1 |
+    grep -o 'WRITE: bw=[^,]*'
+}
 reference() {
-  echo "fio: $(fio --name=seqwrite --filename="$WORK/ref.$(date +%s%N).fio" --rw=write \
-    --ioengine=io_uring --iodepth=1 --size=256m --bs=1m --direct=1 --fdatasync=1 2>&1 |
-    grep -o 'WRITE: bw=[^,]*')" >> "$OUT"
+  echo "fio: $(fio_seqwrite 1m)" >> "$OUT"
   # The broker's own fsync size at 1 KiB acks=all: about 1.2 MB per fsync
   # (the p1k_all lines' bytes / fsyncs).
-  echo "fio_1200k: $(fio --name=seqwrite --filename="$WORK/ref.$(date +%s%N).fio" \
-    --rw=write --ioengine=io_uring --iodepth=1 --size=256m --bs=1200k --direct=1 \
-    --fdatasync=1 2>&1 | grep -o 'WRITE: bw=[^,]*')" >> "$OUT"
+  echo "fio_1200k: $(fio_seqwrite 1200k)" >> "$OUT"
   (iperf3 -s -1 -p 15201 > /dev/null 2>&1 &)
   sleep 0.5
   echo "iperf3: $(iperf3 -c 127.0.0.1 -p 15201 -t 5 2>&1 | grep receiver |
