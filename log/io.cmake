@@ -1,5 +1,6 @@
 add_library(runnel_log_io
   ${CMAKE_CURRENT_SOURCE_DIR}/fixed_buffers.cc
+  ${CMAKE_CURRENT_SOURCE_DIR}/huge_page_buffers.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/io_ring.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/io_thread.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/append_writer.cc

@@ -136,6 +136,18 @@ void IoThread::Fsync(int fd, DoneCallback done) {
   Enqueue(std::move(request));
 }
 
+void IoThread::SubmitPrepared() {
+  RUNNEL_CHECK(OnIoThread());
+  PrepareReady();
+  if (prepared_unsubmitted_.empty()) return;
+  absl::StatusOr<int> submitted = ring_.Submit();
+  // EAGAIN/EBUSY: the loop's next SubmitAndWait hands them over instead.
+  if (!submitted.ok()) return;
+  for (Request* r : prepared_unsubmitted_) r->submitted = true;
+  prepared_unsubmitted_.clear();
+  CountSubmit();
+}
+
 void IoThread::Post(std::function<void()> fn) {
   auto request = std::make_unique<Request>();
   request->kind = Request::Kind::kPost;

@@ -140,6 +140,16 @@ class IoThread {
   // same moment go to the kernel in one io_uring_submit.
   void Fsync(int fd, DoneCallback done);
 
+  // Hands the requests made so far on the I/O thread to the kernel now,
+  // rather than once this round's completion callbacks have all run. For a
+  // completion callback that issues the next write or fsync and then goes on
+  // with slower work (AppendWriter answers produce requests): the disk need
+  // not wait for that work. One io_uring_enter; requests made later in the
+  // round go in a submit of their own (and an fsync of the same fd, now in
+  // flight, no longer shares the submitted one but joins its follow-up). A
+  // no-op when nothing is prepared. Only on the I/O thread.
+  void SubmitPrepared();
+
   // Runs `fn` on the I/O thread soon (after the current batch of completions).
   // After Stop() it runs on the calling thread instead.
   void Post(std::function<void()> fn);

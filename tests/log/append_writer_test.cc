@@ -18,6 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
+#include "log/huge_page_buffers.h"
 #include "tests/testing/scoped_temp_dir.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/wait_for.h"
@@ -298,6 +299,65 @@ TEST_P(AppendWriterTest, DirectWritesUseRegisteredBuffers) {
   w.reset();
   // Every buffer gave its slot back.
   EXPECT_EQ(io_->fixed_buffers()->used(), 0u);
+}
+
+// O_DIRECT buffers come from huge pages (one contiguous piece of memory per
+// write) and go back when the writer is gone; buffered ones do not use them.
+TEST_P(AppendWriterTest, DirectBuffersComeFromHugePagesAndGoBack) {
+  const size_t before = HugePageBuffers::Global().Stats().mapped_bytes;
+  std::string path = dir_.Sub("huge.log");
+  auto w = OpenWriter(path, 0, Options(1 << 20));
+  ASSERT_NE(w, nullptr);
+  std::mt19937_64 rng(12);
+  std::string data = RandomBytes(rng, 3 << 20);
+  w->Append(data);
+  RUNNEL_ASSERT_OK(SyncAndWait(*w));
+  const size_t during = HugePageBuffers::Global().Stats().mapped_bytes;
+  if (GetParam()) {
+    EXPECT_GE(during, before + kHugePageBytes);
+  } else {
+    EXPECT_EQ(during, before);
+  }
+  RUNNEL_ASSERT_OK(w->Close());
+  EXPECT_EQ(ReadWholeFile(path), data);
+  w.reset();
+  EXPECT_EQ(HugePageBuffers::Global().Stats().mapped_bytes, before);
+}
+
+// A write that a completion issues is handed to the kernel before that
+// completion's callbacks run (in the broker they answer produce requests).
+TEST_P(AppendWriterTest, NextWriteIsSubmittedBeforeTheCallbacksRun) {
+  std::string path = dir_.Sub("next.log");
+  auto w = OpenWriter(path, 0, Options(64 << 10));
+  ASSERT_NE(w, nullptr);
+  // Holds the I/O thread (a test only may block it) until both flushes are
+  // made, so the second batch is waiting when the first write completes.
+  std::latch release(1);
+  io_->Post([&] { release.wait(); });
+  const IoThreadStats before = io_->Stats();
+  w->Append(std::string(10000, 'a'));
+  uint64_t writes_seen_by_callback = 0;
+  absl::Notification first;
+  w->Flush([&](absl::Status s) {
+    RUNNEL_EXPECT_OK(s);
+    writes_seen_by_callback = io_->Stats().write_sqes - before.write_sqes;
+    first.Notify();
+  });
+  w->Append(std::string(10000, 'b'));
+  absl::Status second_status = absl::UnknownError("not run");
+  absl::Notification second;
+  w->Flush([&](absl::Status s) {
+    second_status = s;
+    second.Notify();
+  });
+  release.count_down();
+  first.WaitForNotification();
+  second.WaitForNotification();
+  RUNNEL_EXPECT_OK(second_status);
+  EXPECT_EQ(writes_seen_by_callback, 2u);  // the first write and the next
+  RUNNEL_ASSERT_OK(w->Close());
+  EXPECT_EQ(ReadWholeFile(path),
+            std::string(10000, 'a') + std::string(10000, 'b'));
 }
 
 TEST_P(AppendWriterTest, WriteErrorIsStickyAndReportedToEveryCallback) {

@@ -193,6 +193,35 @@ TEST_F(IoThreadTest, FsyncsPendingTogetherShareSubmitAndPerFdFsync) {
   EXPECT_EQ(after.fsync_submits - before.fsync_submits, 1u);
 }
 
+// SubmitPrepared hands an fsync to the kernel in the middle of a callback; a
+// request for the same fd made after it joins the follow-up fsync.
+TEST_F(IoThreadTest, SubmitPreparedSubmitsAtOnceAndLaterFsyncsFollowUp) {
+  auto io = StartIo();
+  ASSERT_NE(io, nullptr);
+  UniqueFd fd = OpenRw("f");
+  RUNNEL_ASSERT_OK(io->WriteSync(fd.get(), "w", 1, 0));
+  const IoThreadStats before = io->Stats();
+  IoThreadStats in_callback;
+  std::latch done(2);
+  std::atomic<int> ok{0};
+  auto count = [&](absl::Status s) {
+    if (s.ok()) ok.fetch_add(1);
+    done.count_down();
+  };
+  io->Post([&] {
+    io->Fsync(fd.get(), count);
+    io->SubmitPrepared();
+    in_callback = io->Stats();
+    io->Fsync(fd.get(), count);
+  });
+  done.wait();
+  EXPECT_EQ(ok.load(), 2);
+  EXPECT_EQ(in_callback.fsyncs_issued - before.fsyncs_issued, 1u);
+  EXPECT_EQ(in_callback.fsync_submits - before.fsync_submits, 1u);
+  // The second request came after the first fsync was in the kernel.
+  EXPECT_EQ(io->Stats().fsyncs_issued - before.fsyncs_issued, 2u);
+}
+
 TEST_F(IoThreadTest, StopDrainsQueuedAndInFlightRequests) {
   auto io = StartIo(WithRingEntries(8));
   ASSERT_NE(io, nullptr);
