@@ -1,6 +1,7 @@
 #!/bin/bash
 # The issue #3 figure set (docs/benchmarks.md, "Issue #3 figures"): the
-# reference tools (fio 1 MiB and 1200 KiB O_DIRECT + fdatasync, iperf3 loopback, Redis 7
+# reference tools (fio 1 MiB and 1200 KiB O_DIRECT + fdatasync, the latter also
+# from a huge-page buffer, iperf3 loopback, Redis 7
 # XADD with appendfsync always), then three runs of every runnel benchmark on
 # a fresh broker and data directory each, then the reference tools again.
 # Each bench line also carries the host's busy and steal CPU ticks during it
@@ -51,17 +52,39 @@ measure() {
   f1=$(fsyncs)
   echo "$label $out $(echo "$t0 $t1 $f0 $f1" | awk '{printf "busy=%d steal=%d fsyncs=%d slow_fsyncs=%d", $3 - $1, $4 - $2, $7 - $5, $8 - $6}')" >> "$OUT"
 }
-# fio's sequential O_DIRECT write with fdatasync after every block of $1.
+# fio's sequential O_DIRECT write with fdatasync after every block of $1;
+# further arguments go to fio.
 fio_seqwrite() {
+  local bs=$1
+  shift
   fio --name=seqwrite --filename="$WORK/ref.$(date +%s%N).fio" --rw=write \
-    --ioengine=io_uring --iodepth=1 --size=256m --bs="$1" --direct=1 --fdatasync=1 2>&1 |
+    --ioengine=io_uring --iodepth=1 --size=256m --bs="$bs" --direct=1 --fdatasync=1 "$@" 2>&1 |
     grep -o 'WRITE: bw=[^,]*'
+}
+# The same with fio's buffer in 2 MiB huge pages (hugetlbfs), physically
+# contiguous as the broker's append buffers are since session 9, so each write
+# is one disk request instead of two (docs/benchmarks.md, session 9). Needs
+# root; prints "unavailable" when no huge page can be reserved.
+fio_seqwrite_huge() {
+  local before dir=$WORK/hugetlbfs
+  before=$(cat /proc/sys/vm/nr_hugepages)
+  mkdir -p "$dir"
+  echo $((before + 2)) > /proc/sys/vm/nr_hugepages 2> /dev/null
+  if [ "$(cat /proc/sys/vm/nr_hugepages)" -lt $((before + 2)) ] ||
+    ! mount -t hugetlbfs none "$dir" 2> /dev/null; then
+    echo "unavailable"
+  else
+    fio_seqwrite "$1" --iomem=mmaphuge:"$dir/fio.buf"
+    umount "$dir"
+  fi
+  echo "$before" > /proc/sys/vm/nr_hugepages 2> /dev/null
 }
 reference() {
   echo "fio: $(fio_seqwrite 1m)" >> "$OUT"
   # The broker's own fsync size at 1 KiB acks=all: about 1.2 MB per fsync
   # (the p1k_all lines' bytes / fsyncs).
   echo "fio_1200k: $(fio_seqwrite 1200k)" >> "$OUT"
+  echo "fio_1200k_huge: $(fio_seqwrite_huge 1200k)" >> "$OUT"
   (iperf3 -s -1 -p 15201 > /dev/null 2>&1 &)
   sleep 0.5
   echo "iperf3: $(iperf3 -c 127.0.0.1 -p 15201 -t 5 2>&1 | grep receiver |
