@@ -5,7 +5,8 @@
 # XADD with appendfsync always), then three runs of every runnel benchmark on
 # a fresh broker and data directory each, then the reference tools again.
 # Each bench line also carries the host's busy and steal CPU ticks during it
-# and the broker's fsyncs (and those of 10 ms or more) during it.
+# and the broker's fsyncs during it: all, those over 5 ms (slow_fsyncs) and
+# those over 1 ms.
 #
 #   tests/bench/scripts/issue3_figures.sh OUT [BUILD_DIR] [WORK_DIR]
 #
@@ -31,16 +32,17 @@ pick() {
 ticks() {
   head -1 /proc/stat | awk '{print $2 + $3 + $4 + $7 + $8, $9}'
 }
-# The broker's fsyncs so far (count, and how many took 10 ms or more).
+# The broker's fsyncs so far: count, how many took over 5 ms, over 1 ms.
 fsyncs() {
   curl -s http://127.0.0.1:$HTTP/metrics | awk '
     /^runnel_fsync_duration_seconds_bucket/ && /le="0.005"/ {fast += $2}
+    /^runnel_fsync_duration_seconds_bucket/ && /le="0.001"/ {ms += $2}
     /^runnel_fsync_duration_seconds_count/ {all += $2}
-    END {print all + 0, all - fast}'
+    END {print all + 0, all - fast, all - ms}'
 }
 # Runs one bench (the rest of the line) and appends LABEL, its summary, the
 # busy and steal ticks (1/100 s, both CPUs) and, for the benches that write,
-# the fsyncs during it and how many took 10 ms or more.
+# the fsyncs during it and how many took over 5 ms and over 1 ms.
 measure() {
   local label=$1
   shift
@@ -50,7 +52,7 @@ measure() {
   out=$("$@" --json 2> /dev/null | pick)
   t1=$(ticks)
   f1=$(fsyncs)
-  echo "$label $out $(echo "$t0 $t1 $f0 $f1" | awk '{printf "busy=%d steal=%d fsyncs=%d slow_fsyncs=%d", $3 - $1, $4 - $2, $7 - $5, $8 - $6}')" >> "$OUT"
+  echo "$label $out $(echo "$t0 $t1 $f0 $f1" | awk '{printf "busy=%d steal=%d fsyncs=%d slow_fsyncs=%d fsyncs_1ms=%d", $3 - $1, $4 - $2, $8 - $5, $9 - $6, $10 - $7}')" >> "$OUT"
 }
 # fio's sequential O_DIRECT write with fdatasync after every block of $1;
 # further arguments go to fio.
