@@ -417,10 +417,12 @@ void AppendNullable(std::string& out,
 }
 
 // Fills in the 61-byte header at the front of `batch`, whose records are
-// already in place, and computes the CRC last.
+// already in place, and computes the CRC last. `records_crc`, when given, is
+// the CRC32C of everything after the header.
 void WriteHeader(const BatchBuilderOptions& options, int32_t record_count,
                  int64_t base_timestamp, int64_t max_timestamp,
-                 std::string& batch) {
+                 std::string& batch,
+                 std::optional<uint32_t> records_crc = std::nullopt) {
   int16_t attributes = static_cast<int16_t>(options.compression);
   if (options.timestamp_type == TimestampType::kLogAppendTime) {
     attributes |= kTimestampTypeBit;
@@ -444,8 +446,13 @@ void WriteHeader(const BatchBuilderOptions& options, int32_t record_count,
             static_cast<uint16_t>(options.producer_epoch));
   StoreBe32(h + kBaseSequencePos, static_cast<uint32_t>(options.base_sequence));
   StoreBe32(h + kRecordCountPos, static_cast<uint32_t>(record_count));
-  StoreBe32(h + kCrcPos,
-            Crc32c(h + kAttributesPos, batch.size() - kAttributesPos));
+  const uint32_t crc =
+      records_crc.has_value()
+          ? Crc32cCombine(
+                Crc32c(h + kAttributesPos, kBatchHeaderSize - kAttributesPos),
+                *records_crc, batch.size() - kBatchHeaderSize)
+          : Crc32c(h + kAttributesPos, batch.size() - kAttributesPos);
+  StoreBe32(h + kCrcPos, crc);
 }
 
 }  // namespace
@@ -792,6 +799,12 @@ void RecordBatchBuilder::Append(int64_t timestamp_ms,
     AppendNullable(records_, h.value);
   }
   ++record_count_;
+  if (options_.compression == Compression::kNone &&
+      records_.size() - crc_end_ >= kCrcChunkBytes) {
+    records_crc_ = Crc32cExtend(records_crc_, records_.data() + crc_end_,
+                                records_.size() - crc_end_);
+    crc_end_ = records_.size();
+  }
 }
 
 absl::StatusOr<std::string> RecordBatchBuilder::Build() {
@@ -803,10 +816,15 @@ absl::StatusOr<std::string> RecordBatchBuilder::Build() {
         absl::StrCat("record batch: ", size, " bytes is too large"));
   };
   std::string out;
+  std::optional<uint32_t> records_crc;
   if (options_.compression == Compression::kNone) {
     // The records were encoded behind room for the header: no copy.
     if (records_.size() - kBatchLogOverhead > INT32_MAX) {
       return too_large(records_.size());
+    }
+    if (crc_end_ > kBatchHeaderSize) {  // a large batch: finish the CRC
+      records_crc = Crc32cExtend(records_crc_, records_.data() + crc_end_,
+                                 records_.size() - crc_end_);
     }
     out = std::move(records_);
   } else {
@@ -820,8 +838,11 @@ absl::StatusOr<std::string> RecordBatchBuilder::Build() {
       return too_large(out.size());
     }
   }
-  WriteHeader(options_, record_count_, base_timestamp_, max_timestamp_, out);
+  WriteHeader(options_, record_count_, base_timestamp_, max_timestamp_, out,
+              records_crc);
   records_.assign(kBatchHeaderSize, '\0');
+  records_crc_ = 0;
+  crc_end_ = kBatchHeaderSize;
   record_count_ = 0;
   base_timestamp_ = 0;
   max_timestamp_ = 0;

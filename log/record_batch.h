@@ -281,6 +281,14 @@ class RecordBatchBuilder {
   int32_t record_count_ = 0;
   int64_t base_timestamp_ = 0;
   int64_t max_timestamp_ = 0;
+  // Uncompressed batches: CRC32C of records_[kBatchHeaderSize, crc_end_),
+  // taken every kCrcChunkBytes while the bytes just written are still in
+  // this thread's cache. Build() combines it with the header's CRC instead
+  // of reading the whole batch again, which in the producer happens on
+  // another thread, long after (docs/benchmarks.md, session 9).
+  static constexpr size_t kCrcChunkBytes = 64 << 10;
+  uint32_t records_crc_ = 0;
+  size_t crc_end_ = kBatchHeaderSize;
 };
 
 }  // namespace runnel::log
