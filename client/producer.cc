@@ -232,9 +232,8 @@ absl::Status Producer::Impl::Send(const ProducerRecord& record,
     headers.push_back(log::RecordHeaderView{h.key, log::AsView(h.value)});
   }
   // Not value_or: that would read the clock also for a given timestamp.
-  const int64_t timestamp = record.timestamp_ms.has_value()
-                                ? *record.timestamp_ms
-                                : clock_->NowMs();
+  const int64_t timestamp =
+      record.timestamp_ms.has_value() ? *record.timestamp_ms : clock_->NowMs();
   RUNNEL_ASSIGN_OR_RETURN(
       const RecordAccumulator::AppendResult result,
       accumulator_.Append(TopicPartitionRef(record.topic, partition), timestamp,
