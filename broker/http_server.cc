@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <sys/socket.h>
 
+#include <thread>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -56,13 +57,26 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     return absl::UnavailableError(
         absl::StrCat("cannot listen for HTTP on ", listen));
   }
-  http->thread_ = std::thread([&server] { server.listen_after_bind(); });
+  HttpServer* const self = http.get();
+  http->thread_ = std::thread([self, &server] {
+    server.listen_after_bind();
+    self->listen_returned_.store(true, std::memory_order_release);
+  });
   return http;
 }
 
 void HttpServer::Stop() {
-  if (server_ != nullptr) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (!thread_.joinable()) return;
+  // httplib's stop() does nothing until listen_after_bind() has marked the
+  // server running; called before that (a SIGTERM right after the start), the
+  // listener then blocked in accept() for good and the broker never exited.
+  // The thread is already started, so this wait is short.
+  while (!server_->is_running() &&
+         !listen_returned_.load(std::memory_order_acquire)) {
+    std::this_thread::yield();
+  }
+  server_->stop();
+  thread_.join();
 }
 
 }  // namespace runnel::broker

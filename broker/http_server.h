@@ -2,6 +2,7 @@
 
 // The HTTP admin endpoint (cpp-httplib): GET /healthz and GET /metrics.
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -38,6 +39,8 @@ class HttpServer {
 
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;  // joined in Stop()
+  // Set by the thread once listen_after_bind() returned.
+  std::atomic<bool> listen_returned_{false};
   int port_ = 0;
 };
 
