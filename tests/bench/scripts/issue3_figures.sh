@@ -26,7 +26,7 @@ HTTP=17991
 mkdir -p "$WORK"
 : > "$OUT"
 pick() {
-  tr '\n' ' ' | grep -o '"records_per_sec":[0-9.]*\|"mb_per_sec":[0-9.]*\|"p50_ms":[0-9.]*\|"p99_ms":[0-9.]*\|"ack_p99_ms":[0-9.]*' | tr '\n' ' '
+  tr '\n' ' ' | grep -o '"records_per_sec":[0-9.]*\|"mb_per_sec":[0-9.]*\|"p50_ms":[0-9.]*\|"p99_ms":[0-9.]*\|"p999_ms":[0-9.]*\|"max_ms":[0-9.]*\|"ack_p99_ms":[0-9.]*' | tr '\n' ' '
 }
 # Host CPU ticks (all CPUs): "busy steal" from /proc/stat.
 ticks() {
