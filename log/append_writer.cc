@@ -442,7 +442,7 @@ void AppendWriter::Issue(Actions actions) {
   if (actions.write.has_value()) {
     const PendingWrite& w = *actions.write;
     FilePos end = w.end;
-    io_->Write(
+    io->Write(
         fd_.get(), w.data, w.size, w.pos,
         [this, end](absl::Status status) {
           OnWriteDone(end, std::move(status));
@@ -451,7 +451,7 @@ void AppendWriter::Issue(Actions actions) {
   }
   if (actions.fsync.has_value()) {
     FilePos covered = *actions.fsync;
-    io_->Fsync(fd_.get(), [this, covered](absl::Status status) {
+    io->Fsync(fd_.get(), [this, covered](absl::Status status) {
       OnFsyncDone(covered, std::move(status));
     });
   }

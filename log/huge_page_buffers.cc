@@ -17,6 +17,11 @@ size_t RoundUpToHugePages(size_t n) {
   return (n + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
 }
 
+// The 2 MiB chunk a slot lies in.
+uintptr_t ChunkOf(const char* slot) {
+  return reinterpret_cast<uintptr_t>(slot) & ~(kHugePageBytes - 1);
+}
+
 // `bytes` (a multiple of 2 MiB) of anonymous memory at a 2 MiB boundary,
 // marked for huge pages; null if the kernel refuses.
 char* MapHugeAligned(size_t bytes) {
@@ -25,8 +30,7 @@ char* MapHugeAligned(size_t bytes) {
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mapped == MAP_FAILED) return nullptr;
   const auto start = reinterpret_cast<uintptr_t>(mapped);
-  const uintptr_t aligned =
-      (start + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  const uintptr_t aligned = RoundUpToHugePages(start);
   // Give back the slack on both sides so the mapping is exactly aligned.
   if (aligned > start) ::munmap(mapped, aligned - start);
   const uintptr_t tail = start + padded - (aligned + bytes);
@@ -93,13 +97,12 @@ char* HugePageBuffers::AllocateSlot(size_t slot_bytes) {
   }
   char* slot = size_class.free_slots.back();
   size_class.free_slots.pop_back();
-  ++chunk_used_[reinterpret_cast<uintptr_t>(slot) & ~(kHugePageBytes - 1)];
+  ++chunk_used_[ChunkOf(slot)];
   return slot;
 }
 
 void HugePageBuffers::FreeSlot(char* data, size_t slot_bytes) {
-  const uintptr_t chunk =
-      reinterpret_cast<uintptr_t>(data) & ~(kHugePageBytes - 1);
+  const uintptr_t chunk = ChunkOf(data);
   absl::MutexLock lock(&mu_);
   auto used = chunk_used_.find(chunk);
   RUNNEL_CHECK(used != chunk_used_.end() && used->second > 0);
@@ -108,9 +111,8 @@ void HugePageBuffers::FreeSlot(char* data, size_t slot_bytes) {
   if (--used->second > 0) return;
   // The chunk's last buffer: drop its slots from the free list, unmap it.
   chunk_used_.erase(used);
-  std::erase_if(size_class.free_slots, [chunk](char* slot) {
-    return (reinterpret_cast<uintptr_t>(slot) & ~(kHugePageBytes - 1)) == chunk;
-  });
+  std::erase_if(size_class.free_slots,
+                [chunk](char* slot) { return ChunkOf(slot) == chunk; });
   RUNNEL_CHECK(::munmap(reinterpret_cast<void*>(chunk), kHugePageBytes) == 0);
   mapped_bytes_ -= kHugePageBytes;
 }

@@ -143,8 +143,7 @@ void IoThread::SubmitPrepared() {
   absl::StatusOr<int> submitted = ring_.Submit();
   // EAGAIN/EBUSY: the loop's next SubmitAndWait hands them over instead.
   if (!submitted.ok()) return;
-  for (Request* r : prepared_unsubmitted_) r->submitted = true;
-  prepared_unsubmitted_.clear();
+  MarkPreparedSubmitted();
   CountSubmit();
 }
 
@@ -220,8 +219,7 @@ void IoThread::Run() {
   PrepareReady();
   absl::StatusOr<int> armed = ring_.Submit();
   RUNNEL_CHECK_MSG(armed.ok(), armed.status().ToString().c_str());
-  for (Request* r : prepared_unsubmitted_) r->submitted = true;
-  prepared_unsubmitted_.clear();
+  MarkPreparedSubmitted();
   submits_.fetch_add(1, std::memory_order_relaxed);
   started_.Notify();
   while (true) {
@@ -321,8 +319,7 @@ void IoThread::PrepareReady() {
       // Submission queue full: hand what we have to the kernel, then retry.
       absl::StatusOr<int> submitted = ring_.Submit();
       RUNNEL_CHECK_MSG(submitted.ok(), submitted.status().ToString().c_str());
-      for (Request* r : prepared_unsubmitted_) r->submitted = true;
-      prepared_unsubmitted_.clear();
+      MarkPreparedSubmitted();
       CountSubmit();
       sqe = ring_.GetSqe();
       if (sqe == nullptr) return;
@@ -378,9 +375,13 @@ void IoThread::SubmitAndWait() {
     return;
   }
   RUNNEL_CHECK_MSG(rc.ok(), rc.status().ToString().c_str());
+  MarkPreparedSubmitted();
+  if (had_new) CountSubmit();
+}
+
+void IoThread::MarkPreparedSubmitted() {
   for (Request* r : prepared_unsubmitted_) r->submitted = true;
   prepared_unsubmitted_.clear();
-  if (had_new) CountSubmit();
 }
 
 void IoThread::CountSubmit() {

@@ -190,6 +190,8 @@ class IoThread {
   void HandleFsync(std::unique_ptr<Request> request);
   void PrepareReady();
   void SubmitAndWait();
+  // After an io_uring_submit: the prepared requests are in the kernel.
+  void MarkPreparedSubmitted();
   // Counts one io_uring_submit that handed SQEs to the kernel.
   void CountSubmit();
   void ReapAll();

@@ -801,10 +801,14 @@ void RecordBatchBuilder::Append(int64_t timestamp_ms,
   ++record_count_;
   if (options_.compression == Compression::kNone &&
       records_.size() - crc_end_ >= kCrcChunkBytes) {
-    records_crc_ = Crc32cExtend(records_crc_, records_.data() + crc_end_,
-                                records_.size() - crc_end_);
-    crc_end_ = records_.size();
+    ExtendRecordsCrc();
   }
+}
+
+void RecordBatchBuilder::ExtendRecordsCrc() {
+  records_crc_ = Crc32cExtend(records_crc_, records_.data() + crc_end_,
+                              records_.size() - crc_end_);
+  crc_end_ = records_.size();
 }
 
 absl::StatusOr<std::string> RecordBatchBuilder::Build() {
@@ -823,8 +827,8 @@ absl::StatusOr<std::string> RecordBatchBuilder::Build() {
       return too_large(records_.size());
     }
     if (crc_end_ > kBatchHeaderSize) {  // a large batch: finish the CRC
-      records_crc = Crc32cExtend(records_crc_, records_.data() + crc_end_,
-                                 records_.size() - crc_end_);
+      ExtendRecordsCrc();
+      records_crc = records_crc_;
     }
     out = std::move(records_);
   } else {

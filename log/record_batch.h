@@ -274,6 +274,9 @@ class RecordBatchBuilder {
   absl::StatusOr<std::string> Build();
 
  private:
+  // Takes records_crc_ up to the end of the records appended so far.
+  void ExtendRecordsCrc();
+
   BatchBuilderOptions options_;
   // Room for the header (filled in by Build), then the encoded records,
   // uncompressed; an uncompressed batch is built in place.
