@@ -29,6 +29,7 @@
 #include "common/clock.h"
 #include "log/log_config.h"
 #include "log/log_manager.h"
+#include "log/record_bytes.h"
 
 namespace runnel::broker {
 
@@ -59,7 +60,7 @@ struct BrokerCoreOptions {
 
 struct ProducePartitionInput {
   TopicPartition tp;
-  std::string records;  // RecordBatch v2 bytes
+  log::RecordBytes records;  // RecordBatch v2 bytes
 };
 struct ProduceInput {
   Acks acks = Acks::kAll;

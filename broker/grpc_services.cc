@@ -13,6 +13,8 @@
 #include "broker/conversions.h"
 #include "broker/errors.h"
 #include "broker/fetch_encoding.h"
+#include "broker/produce_request_reader.h"
+#include "common/check.h"
 #include "log/record_batch.h"
 
 namespace runnel::broker {
@@ -162,8 +164,7 @@ class FetchStreamReactor final
 // client half-closed (or the broker refused a request while shutting down)
 // and every request taken is answered. Owns itself until OnDone.
 class ProduceStreamReactor final
-    : public grpc::ServerBidiReactor<v1::ProduceStreamRequest,
-                                     v1::ProduceStreamResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   ProduceStreamReactor(BrokerCore* core, RequestGate* gate)
       : core_(core), gate_(gate) {
@@ -172,15 +173,23 @@ class ProduceStreamReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) return EndReading(grpc::Status::OK);
+    // The records stay in gRPC's slices (produce_request_reader.h).
+    absl::StatusOr<ReadProduceStreamRequest> read = ReadProduceStream(request_);
+    request_.Clear();
+    if (!read.ok()) return EndReading(ToGrpcStatus(read.status()));
     if (!gate_->Enter()) return EndReading(kShuttingDown);
     const absl::Time start = absl::Now();
-    const uint64_t id = request_.correlation_id();
-    // Kept for the answer's shape; the records are moved out of it.
+    const uint64_t id = read->message.correlation_id();
+    // Kept for the answer's shape; it carries no records.
     auto shape = std::make_shared<v1::ProduceRequest>(
-        std::move(*request_.mutable_request()));
+        std::move(*read->message.mutable_request()));
     const Acks acks = AcksFromProto(shape->acks());
     const int partitions = CountPartitions(*shape);
     ProduceInput input = ProduceInputFromProto(shape.get());
+    RUNNEL_CHECK(input.partitions.size() == read->records.size());
+    for (size_t i = 0; i < read->records.size(); ++i) {
+      input.partitions[i].records = std::move(read->records[i]);
+    }
     {
       absl::MutexLock lock(&mu_);
       ++pending_;
@@ -193,10 +202,16 @@ class ProduceStreamReactor final
               *shape, acks, std::move(results), response.mutable_response());
           RecordCall(core_, Api::kProduce, start,
                      partitions > 0 && errors == partitions, errors);
+          grpc::ByteBuffer bytes;
+          bool own_buffer;
+          RUNNEL_CHECK(
+              grpc::SerializationTraits<v1::ProduceStreamResponse>::Serialize(
+                  response, &bytes, &own_buffer)
+                  .ok());
           // Once answered, the stream may finish and delete this reactor on
           // a gRPC thread: nothing of `this` is touched after Answer.
           RequestGate* const gate = gate_;
-          Answer(std::move(response));
+          Answer(std::move(bytes));
           gate->Exit();
         });
     // Only now: the next request is appended after this one.
@@ -240,7 +255,7 @@ class ProduceStreamReactor final
   }
 
   // From the core's callback (any thread).
-  void Answer(v1::ProduceStreamResponse response) {
+  void Answer(grpc::ByteBuffer response) {
     bool start_write = false;
     bool finish = false;
     {
@@ -268,16 +283,16 @@ class ProduceStreamReactor final
 
   BrokerCore* const core_;
   RequestGate* const gate_;
-  v1::ProduceStreamRequest request_;  // gRPC's read target
+  grpc::ByteBuffer request_;  // gRPC's read target
   absl::Mutex mu_;
   bool reading_ ABSL_GUARDED_BY(mu_) = true;
   int pending_ ABSL_GUARDED_BY(mu_) = 0;  // requests in the core
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status status_;                // set before finished_, read after
-  v1::ProduceStreamResponse writing_;  // in flight until OnWriteDone
-  std::deque<v1::ProduceStreamResponse> answers_ ABSL_GUARDED_BY(mu_);
+  grpc::Status status_;       // set before finished_, read after
+  grpc::ByteBuffer writing_;  // in flight until OnWriteDone
+  std::deque<grpc::ByteBuffer> answers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
@@ -308,7 +323,7 @@ grpc::ServerUnaryReactor* BrokerService::Produce(
   return reactor;
 }
 
-grpc::ServerBidiReactor<v1::ProduceStreamRequest, v1::ProduceStreamResponse>*
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 BrokerService::ProduceStream(grpc::CallbackServerContext* context) {
   return new ProduceStreamReactor(core_, gate_);
 }

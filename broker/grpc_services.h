@@ -40,11 +40,12 @@ class RequestGate {
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// The callback service, except that Fetch and FetchStream are raw
-// (grpc::ByteBuffer): their responses are serialized without copying the
-// records (fetch_encoding.h).
+// The callback service, except that ProduceStream, Fetch and FetchStream are
+// raw (grpc::ByteBuffer): ProduceStream's records are read without a copy
+// (produce_request_reader.h), the fetch responses serialized without one
+// (fetch_encoding.h).
 using BrokerServiceBase = v1::Broker::WithCallbackMethod_Produce<
-    v1::Broker::WithCallbackMethod_ProduceStream<
+    v1::Broker::WithRawCallbackMethod_ProduceStream<
         v1::Broker::WithRawCallbackMethod_Fetch<
             v1::Broker::WithRawCallbackMethod_FetchStream<
                 v1::Broker::WithCallbackMethod_ListOffsets<
@@ -65,8 +66,8 @@ class BrokerService final : public BrokerServiceBase {
                                     v1::ProduceResponse* response) override;
   // Each request enters the gate while the core handles it; the stream
   // itself does not hold it (an idle stream is cancelled at shutdown).
-  grpc::ServerBidiReactor<v1::ProduceStreamRequest, v1::ProduceStreamResponse>*
-  ProduceStream(grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ProduceStream(
+      grpc::CallbackServerContext* context) override;
   // Requests are v1::FetchRequest, responses v1::FetchResponse, as bytes.
   grpc::ServerUnaryReactor* Fetch(grpc::CallbackServerContext* context,
                                   const grpc::ByteBuffer* request,

@@ -12,6 +12,7 @@
 
 #include "broker/errors.h"
 #include "common/check.h"
+#include "common/crc32c.h"
 #include "log/checkpoint_file.h"
 #include "log/leader_epoch_cache.h"
 #include "log/record_batch.h"
@@ -31,20 +32,6 @@ absl::Status ClassifyLogError(absl::Status status, ErrorKind invalid_kind) {
     default:
       return WithKind(std::move(status), ErrorKind::kStorageError);
   }
-}
-
-// Whether any batch of `records` (validated: whole, framed batches) comes
-// from an idempotent producer. Header reads only, no CRC.
-bool AnyIdempotent(absl::string_view records) {
-  size_t pos = 0;
-  while (pos < records.size()) {
-    absl::StatusOr<log::RecordBatchView> view = log::RecordBatchView::Parse(
-        std::string_view(records.data() + pos, records.size() - pos));
-    if (!view.ok()) return false;  // ValidateBatches framed them all
-    if (view->producer_id() >= 0) return true;
-    pos += view->size_bytes();
-  }
-  return false;
 }
 
 }  // namespace
@@ -83,33 +70,41 @@ absl::Status Partition::CheckLive() const {
   return absl::OkStatus();
 }
 
-absl::Status Partition::ValidateBatches(absl::string_view records,
-                                        int* batch_count) const {
+absl::Status Partition::ValidateBatches(const log::RecordBytes& records,
+                                        std::vector<BatchHead>* heads) const {
   if (records.empty()) {
     return MakeError(ErrorKind::kInvalidRequest,
                      absl::StrCat(id_.ToString(), ": no record batches"));
   }
   const size_t max_bytes =
       static_cast<size_t>(max_message_bytes_.load(std::memory_order_relaxed));
-  size_t pos = 0;
-  *batch_count = 0;
-  while (pos < records.size()) {
-    absl::StatusOr<log::RecordBatchView> view = log::RecordBatchView::Parse(
-        std::string_view(records.data() + pos, records.size() - pos),
-        log::BatchSource::kWire);
-    if (!view.ok()) {
+  std::vector<std::string_view> body;
+  for (size_t pos = 0; pos < records.size();) {
+    BatchHead& head = heads->emplace_back();
+    const size_t available = records.size() - pos;
+    const size_t copied = std::min(available, log::kBatchHeaderSize);
+    records.CopyTo(pos, copied, head.header.data());
+    const std::string_view header(head.header.data(), copied);
+    absl::StatusOr<size_t> size = log::FrameBatchHead(header, available);
+    if (!size.ok()) {
       return MakeError(ErrorKind::kCorruptMessage,
                        absl::StrCat(id_.ToString(), ": batch at byte ", pos,
-                                    ": ", view.status().message()));
+                                    ": ", size.status().message()));
     }
-    if (view->size_bytes() > max_bytes) {
+    head.size = *size;
+    if (*size > max_bytes) {
       return MakeError(
           ErrorKind::kRecordTooLarge,
-          absl::StrCat(id_.ToString(), ": batch at byte ", pos, " has ",
-                       view->size_bytes(), " bytes, max.message.bytes is ",
-                       max_bytes));
+          absl::StrCat(id_.ToString(), ": batch at byte ", pos, " has ", *size,
+                       " bytes, max.message.bytes is ", max_bytes));
     }
-    if (!view->CrcMatches()) {
+    body.clear();
+    records.Slice(pos + log::kBatchHeaderSize, *size - log::kBatchHeaderSize,
+                  body);
+    const log::RecordBatchView view = head.view();
+    if (log::Crc32cPieces(Crc32c(head.header.data() + log::kAttributesPos,
+                                 log::kBatchHeaderSize - log::kAttributesPos),
+                          body) != view.crc()) {
       return MakeError(ErrorKind::kCorruptMessage,
                        absl::StrCat(id_.ToString(), ": batch at byte ", pos,
                                     ": crc mismatch"));
@@ -118,43 +113,43 @@ absl::Status Partition::ValidateBatches(absl::string_view records,
     // too, so the log is told not to check the batches again.
     const log::ValidateOptions validate{.max_batch_bytes = max_bytes,
                                         .check_crc = false};
-    if (absl::Status s = log::ValidateBatch(view->bytes(), validate); !s.ok()) {
+    if (absl::Status s = log::ValidateBatchPieces(header, body, validate);
+        !s.ok()) {
       return MakeError(ErrorKind::kInvalidRecord,
                        absl::StrCat(id_.ToString(), ": batch at byte ", pos,
                                     ": ", s.message()));
     }
-    pos += view->size_bytes();
-    ++*batch_count;
+    pos += *size;
   }
   return absl::OkStatus();
 }
 
-void Partition::Produce(std::string records, Acks acks,
+void Partition::Produce(log::RecordBytes records, Acks acks,
                         std::function<void(ProduceResult)> done) {
   absl::ReaderMutexLock lock(&ops_mu_);
   ProduceResult result;
-  int batches = 0;
   if (result.status = CheckLive(); !result.status.ok()) return done(result);
-  if (result.status = ValidateBatches(records, &batches); !result.status.ok()) {
+  std::vector<BatchHead> heads;
+  if (result.status = ValidateBatches(records, &heads); !result.status.ok()) {
     return done(result);
   }
   const size_t size = records.size();
-  if (!AnyIdempotent(records)) {
+  const int batches = static_cast<int>(heads.size());
+  const bool idempotent = std::any_of(
+      heads.begin(), heads.end(),
+      [](const BatchHead& h) { return h.view().producer_id() >= 0; });
+  if (!idempotent) {
     result.status = AppendToLog(std::move(records), result);
     return FinishProduce(std::move(result), acks, size, batches, false,
                          std::move(done));
   }
   IdempotentRequest request;
-  size_t pos = 0;
-  while (pos < records.size()) {
-    absl::StatusOr<log::RecordBatchView> view = log::RecordBatchView::Parse(
-        std::string_view(records.data() + pos, records.size() - pos));
-    RUNNEL_CHECK(view.ok());  // ValidateBatches framed them all
-    request.headers.push_back(BatchHeader{ProducerBatchId::Of(*view),
-                                          view->last_offset_delta(),
-                                          view->max_timestamp()});
+  for (const BatchHead& head : heads) {
+    const log::RecordBatchView view = head.view();
+    request.headers.push_back(BatchHeader{ProducerBatchId::Of(view),
+                                          view.last_offset_delta(),
+                                          view.max_timestamp()});
     request.ids.push_back(request.headers.back().id);
-    pos += view->size_bytes();
   }
   request.records = std::move(records);
   request.acks = acks;
@@ -188,7 +183,7 @@ void Partition::FinishProduce(ProduceResult result, Acks acks, size_t bytes,
   });
 }
 
-absl::Status Partition::AppendToLog(std::string records,
+absl::Status Partition::AppendToLog(log::RecordBytes records,
                                     ProduceResult& result) {
   absl::StatusOr<log::PartitionLog::AppendResult> appended =
       log_->Append(std::move(records), replica_->leader_epoch(),

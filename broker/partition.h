@@ -3,6 +3,7 @@
 // One partition served by this broker: its log, its replica state (leader
 // epoch, high watermark) and the produce/read/list-offsets paths on it.
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -23,6 +24,8 @@
 #include "common/clock.h"
 #include "log/log_config.h"
 #include "log/partition_log.h"
+#include "log/record_batch.h"
+#include "log/record_bytes.h"
 #include "log/types.h"
 
 namespace runnel::broker {
@@ -117,7 +120,7 @@ class Partition : public std::enable_shared_from_this<Partition> {
   // sequence the producer state expects is parked, without holding a
   // thread, and resumed right after the append of its predecessor; if that
   // does not come within the reorder wait it fails with the sequence error.
-  void Produce(std::string records, Acks acks,
+  void Produce(log::RecordBytes records, Acks acks,
                std::function<void(ProduceResult)> done);
 
   // Loads the idempotent-producer state: from the snapshot a clean shutdown
@@ -171,10 +174,20 @@ class Partition : public std::enable_shared_from_this<Partition> {
     int32_t last_offset_delta = 0;
     int64_t max_timestamp = -1;
   };
+  // One batch as ValidateBatches framed it: its header, copied out of the
+  // records (which may be in pieces), and its size.
+  struct BatchHead {
+    std::array<char, log::kBatchHeaderSize> header;
+    size_t size = 0;
+    log::RecordBatchView view() const {
+      return log::RecordBatchView::HeaderView(
+          std::string_view(header.data(), header.size()));
+    }
+  };
   // A produce request that carries idempotent batches, from its check to
   // its answer (it may be parked in between).
   struct IdempotentRequest {
-    std::string records;
+    log::RecordBytes records;
     std::vector<BatchHeader> headers;
     std::vector<ProducerBatchId> ids;
     Acks acks = Acks::kLeader;
@@ -189,11 +202,13 @@ class Partition : public std::enable_shared_from_this<Partition> {
   // Every check of log::ValidateBatch, once (the log does not repeat them),
   // typed: framing, magic, truncation and CRC -> CORRUPT_MESSAGE, size ->
   // RECORD_TOO_LARGE, the rest (records, codec, counts) -> INVALID_RECORD.
-  absl::Status ValidateBatches(absl::string_view records,
-                               int* batch_count) const;
+  // Fills `heads` with one entry per batch (the last one possibly partial
+  // when framing failed).
+  absl::Status ValidateBatches(const log::RecordBytes& records,
+                               std::vector<BatchHead>* heads) const;
   absl::Status CheckLive() const ABSL_SHARED_LOCKS_REQUIRED(ops_mu_);
   // Appends `records` (already validated) and fills `result`'s offsets.
-  absl::Status AppendToLog(std::string records, ProduceResult& result)
+  absl::Status AppendToLog(log::RecordBytes records, ProduceResult& result)
       ABSL_SHARED_LOCKS_REQUIRED(ops_mu_);
   // The rest of Produce after the append (or its failure): counters, the
   // high watermark, and `done` per `acks`.

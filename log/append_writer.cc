@@ -327,10 +327,22 @@ absl::Status AppendWriter::status() const {
 }
 
 FilePos AppendWriter::Append(std::string_view data) {
+  return Append(std::span<const std::string_view>(&data, 1));
+}
+
+FilePos AppendWriter::Append(std::span<const std::string_view> parts) {
   RUNNEL_DCHECK(!io_->OnIoThread());
   mu_.Lock();
   RUNNEL_CHECK(!closed_);
   FilePos pos = size_.load(std::memory_order_relaxed);
+  for (std::string_view data : parts) {
+    AppendLocked(data);
+  }
+  mu_.Unlock();
+  return pos;
+}
+
+void AppendWriter::AppendLocked(std::string_view data) {
   while (!data.empty()) {
     Buffer* b = active_.get();
     if (b->len == b->capacity) {
@@ -368,8 +380,6 @@ FilePos AppendWriter::Append(std::string_view data) {
     size_.store(size_.load(std::memory_order_relaxed) + static_cast<FilePos>(n),
                 std::memory_order_release);
   }
-  mu_.Unlock();
-  return pos;
 }
 
 AppendWriter::PendingWrite AppendWriter::SealActiveLocked() {

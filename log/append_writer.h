@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -99,6 +100,9 @@ class AppendWriter {
   // wait for buffer space when the disk is slower than the appender. Must not
   // be called on the I/O thread (it may wait for it).
   FilePos Append(std::string_view data);
+  // The same for bytes in pieces: `parts` are appended in order, as one
+  // contiguous run from the returned position.
+  FilePos Append(std::span<const std::string_view> parts);
 
   // Submits everything appended so far; `written` runs (on the I/O thread)
   // when those bytes are readable with pread through a normal fd, or with the
@@ -192,6 +196,9 @@ class AppendWriter {
   void PostCallback(DoneCallback done, absl::Status status);
   bool IoIdleLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool CanAppendLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Copies `data` in with mu_ held; releases and retakes mu_ to issue a full
+  // buffer or to wait for a free one.
+  void AppendLocked(std::string_view data) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::shared_ptr<Buffer> NewBuffer(size_t capacity) const;
   std::shared_ptr<Buffer> TakeFreeBufferLocked()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

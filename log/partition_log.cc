@@ -277,7 +277,7 @@ void PartitionLog::MarkDurable(Offset offset, bool bump_generation) {
 }
 
 absl::StatusOr<PartitionLog::AppendResult> PartitionLog::Append(
-    std::string batches, int32_t leader_epoch, BatchValidation validation) {
+    RecordBytes batches, int32_t leader_epoch, BatchValidation validation) {
   absl::MutexLock lock(&mu_);
   RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
   if (leader_epoch < epochs_->latest_epoch()) {
@@ -285,8 +285,69 @@ absl::StatusOr<PartitionLog::AppendResult> PartitionLog::Append(
         options_.dir, ": leader epoch ", leader_epoch,
         " is older than the latest epoch ", epochs_->latest_epoch()));
   }
-  return AppendLocked(std::move(batches), /*assign_offsets=*/true, leader_epoch,
-                      validation);
+  // Pieces go straight into the append buffer when nothing but the framing
+  // is left to check and no byte inside the CRC changes.
+  if (!batches.is_string() && validation == BatchValidation::kCallerValidated &&
+      config_.message_timestamp_type != TimestampType::kLogAppendTime) {
+    absl::StatusOr<AppendResult> appended =
+        AppendPiecesLocked(batches, leader_epoch);
+    if (appended.ok() || !absl::IsFailedPrecondition(appended.status())) {
+      return appended;
+    }
+    // Not framed right: the joined path below gives the exact error.
+  }
+  return AppendLocked(std::move(batches).TakeString(), /*assign_offsets=*/true,
+                      leader_epoch, validation);
+}
+
+absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendPiecesLocked(
+    const RecordBytes& batches, int32_t leader_epoch) {
+  // 1. Frame every batch from a copy of its header, which also takes the
+  // leader's rewrite (baseOffset, partitionLeaderEpoch: outside the CRC).
+  const size_t max_bytes = static_cast<size_t>(config_.max_message_bytes);
+  std::vector<BatchInfo> infos;
+  std::vector<std::array<char, kBatchHeaderSize>> headers;
+  Offset next = log_end_offset_.load(std::memory_order_relaxed);
+  for (size_t pos = 0; pos < batches.size();) {
+    std::array<char, kBatchHeaderSize> header;
+    const size_t available = batches.size() - pos;
+    const size_t head = std::min(available, kBatchHeaderSize);
+    batches.CopyTo(pos, head, header.data());
+    absl::StatusOr<size_t> size =
+        FrameBatchHead(std::string_view(header.data(), head), available);
+    if (!size.ok() || *size > max_bytes) {
+      return absl::FailedPreconditionError("not framed");
+    }
+    const RecordBatchView view = RecordBatchView::HeaderView(
+        std::string_view(header.data(), header.size()));
+    BatchInfo info;
+    info.position = pos;
+    info.size_bytes = static_cast<int64_t>(*size);
+    info.base_offset = next;
+    info.leader_epoch = leader_epoch;
+    info.last_offset = next + view.last_offset_delta();
+    info.max_timestamp = view.max_timestamp();
+    next = info.last_offset + 1;
+    SetBaseOffset(header.data(), info.base_offset);
+    SetPartitionLeaderEpoch(header.data(), leader_epoch);
+    infos.push_back(info);
+    headers.push_back(header);
+    pos += *size;
+  }
+  if (infos.empty()) return absl::FailedPreconditionError("no batches");
+
+  // 2. Each batch is its rewritten header, then its pieces after the header.
+  std::vector<std::string_view> parts;
+  return WriteBatchesLocked(
+      infos, batches.size(), options_.clock->NowMs(), /*log_append_time=*/false,
+      [&](Segment* segment, size_t i, int64_t now_ms) {
+        const BatchInfo& info = infos[i];
+        parts.clear();
+        parts.push_back(std::string_view(headers[i].data(), kBatchHeaderSize));
+        batches.Slice(info.position + kBatchHeaderSize,
+                      info.size_bytes - kBatchHeaderSize, parts);
+        return segment->Append(parts, info, now_ms);
+      });
 }
 
 absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendReplicated(
@@ -368,10 +429,25 @@ absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendLocked(
     }
   }
 
-  // 3. Roll if needed, record new epochs, append. A writer that failed
+  return WriteBatchesLocked(
+      infos, batches.size(), now_ms, log_append_time,
+      [&](Segment* segment, size_t i, int64_t now_ms) {
+        const BatchInfo& info = infos[i];
+        return segment->Append(
+            std::string_view(batches.data() + info.position,
+                             static_cast<size_t>(info.size_bytes)),
+            info, now_ms);
+      });
+}
+
+absl::StatusOr<PartitionLog::AppendResult> PartitionLog::WriteBatchesLocked(
+    const std::vector<BatchInfo>& infos, size_t total_bytes, int64_t now_ms,
+    bool log_append_time,
+    absl::FunctionRef<FilePos(Segment*, size_t, int64_t)> append) {
+  // Roll if needed, record new epochs, append. A writer that failed
   // (disk full, I/O error) stays failed: refuse instead of losing data.
   RUNNEL_RETURN_IF_ERROR(active()->writer_status());
-  RUNNEL_RETURN_IF_ERROR(MaybeRollLocked(static_cast<int64_t>(batches.size()),
+  RUNNEL_RETURN_IF_ERROR(MaybeRollLocked(static_cast<int64_t>(total_bytes),
                                          infos.back().last_offset, now_ms));
   for (const BatchInfo& info : infos) {
     RUNNEL_RETURN_IF_ERROR(
@@ -382,12 +458,11 @@ absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendLocked(
   result.base_offset = infos.front().base_offset;
   result.last_offset = infos.back().last_offset;
   result.log_append_time_ms = log_append_time ? now_ms : -1;
-  for (const BatchInfo& info : infos) {
-    std::string_view bytes(batches.data() + info.position,
-                           static_cast<size_t>(info.size_bytes));
-    FilePos position = segment->Append(bytes, info, now_ms);
-    if (&info == &infos.front()) result.position = position;
-    result.max_timestamp = std::max(result.max_timestamp, info.max_timestamp);
+  for (size_t i = 0; i < infos.size(); ++i) {
+    FilePos position = append(segment, i, now_ms);
+    if (i == 0) result.position = position;
+    result.max_timestamp =
+        std::max(result.max_timestamp, infos[i].max_timestamp);
   }
   // Appends are not left in the writer's buffer until it fills: every append
   // asks for a write at once. With no write in flight this submits one now;
@@ -399,7 +474,7 @@ absl::StatusOr<PartitionLog::AppendResult> PartitionLog::AppendLocked(
   // nothing to do (errors are sticky in the writer and reach every later
   // Sync and Flush).
   segment->Flush([](absl::Status) {});
-  log_end_offset_.store(next, std::memory_order_release);
+  log_end_offset_.store(result.last_offset + 1, std::memory_order_release);
   return result;
 }
 

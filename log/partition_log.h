@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -24,12 +25,14 @@
 #include "log/file_reaper.h"
 #include "log/leader_epoch_cache.h"
 #include "log/log_config.h"
+#include "log/record_bytes.h"
 #include "log/types.h"
 
 namespace runnel::log {
 
 class IoThread;
 class Segment;
+struct BatchInfo;
 
 // How much of a leader append's validation the log does itself.
 enum class BatchValidation {
@@ -126,8 +129,11 @@ class PartitionLog {
   // this returns; durability is separate (WhenDurable / Flush).
   // kCallerValidated: see BatchValidation; framing and size errors are still
   // kInvalidArgument with nothing written.
+  // Batches in pieces (RecordBytes) are copied from the pieces into the
+  // segment without being joined first, when the caller validated them and
+  // the topic keeps CreateTime; otherwise they are joined.
   absl::StatusOr<AppendResult> Append(
-      std::string batches, int32_t leader_epoch,
+      RecordBytes batches, int32_t leader_epoch,
       BatchValidation validation = BatchValidation::kFull);
 
   // Follower path: the batches already carry offsets and leader epochs from
@@ -274,6 +280,20 @@ class PartitionLog {
                                             bool assign_offsets,
                                             int32_t leader_epoch,
                                             BatchValidation validation)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Append's path for validated batches in pieces. kFailedPrecondition when
+  // a batch is not framed or too large (Append then takes the joined path,
+  // which gives the error); other errors are the append's.
+  absl::StatusOr<AppendResult> AppendPiecesLocked(const RecordBytes& batches,
+                                                  int32_t leader_epoch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The append proper, after framing (infos in offset order): rolls if
+  // needed, records new epochs, calls `append(segment, i, now_ms)` for batch
+  // i, asks for the write and publishes the new log end.
+  absl::StatusOr<AppendResult> WriteBatchesLocked(
+      const std::vector<BatchInfo>& infos, size_t total_bytes, int64_t now_ms,
+      bool log_append_time,
+      absl::FunctionRef<FilePos(Segment*, size_t, int64_t)> append)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaybeRollLocked(int64_t incoming_bytes, Offset last_offset,
                                int64_t now_ms)

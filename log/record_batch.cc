@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
@@ -13,6 +15,7 @@
 #include "common/status_macros.h"
 #include "common/varint.h"
 #include "log/compression.h"
+#include "log/record_bytes.h"
 
 namespace runnel::log {
 namespace {
@@ -216,26 +219,134 @@ struct WalkRules {
   int64_t max_timestamp = 0;
 };
 
-// Reads the length varint at the front of `rest` (at `pos` of the records)
-// and checks that the record it announces fits.
-absl::Status ReadRecordLength(std::string_view& rest, size_t pos,
-                              const RecordsContext& ctx, int32_t& length) {
+// Checks the record length read at `pos` of the records: not negative, and
+// within the `left` bytes after its varint.
+absl::Status CheckRecordLength(int32_t length, size_t left, size_t pos,
+                               const RecordsContext& ctx) {
+  if (length < 0) {
+    return ctx.Error(pos, absl::StrCat("negative record length ", length));
+  }
+  if (static_cast<size_t>(length) > left) {
+    return ctx.Error(pos, absl::StrCat("record length ", length,
+                                       " past the end of the records (", left,
+                                       " bytes left)"));
+  }
+  return absl::OkStatus();
+}
+
+// Reads the length varint at the front of `head` (the first bytes, at most
+// kMaxVarint32Bytes needed, of the `left` bytes at `pos` of the records)
+// and checks that the record it announces fits. Sets `varint_size`.
+absl::Status ReadRecordLength(std::string_view head, size_t left, size_t pos,
+                              const RecordsContext& ctx, int32_t& length,
+                              size_t& varint_size) {
+  std::string_view rest = head;
   if (!GetVarint32(rest, length)) {
-    const bool overlong = ClassifyVarintFailure(rest, kMaxVarint32Bytes) ==
+    const bool overlong = ClassifyVarintFailure(head, kMaxVarint32Bytes) ==
                           VarintError::kOverlong;
     return ctx.Error(pos, overlong ? "overlong record length varint"
                                    : "truncated record length varint");
   }
-  if (length < 0) {
-    return ctx.Error(pos, absl::StrCat("negative record length ", length));
-  }
-  if (static_cast<size_t>(length) > rest.size()) {
-    return ctx.Error(pos, absl::StrCat("record length ", length,
-                                       " past the end of the records (",
-                                       rest.size(), " bytes left)"));
-  }
-  return absl::OkStatus();
+  varint_size = head.size() - rest.size();
+  return CheckRecordLength(length, left - varint_size, pos, ctx);
 }
+
+// The records being walked, in one buffer.
+class ContiguousRecords {
+ public:
+  explicit ContiguousRecords(std::string_view records) : rest_(records) {}
+  ContiguousRecords(const ContiguousRecords&) = delete;
+  ContiguousRecords& operator=(const ContiguousRecords&) = delete;
+
+  size_t remaining() const { return rest_.size(); }
+  // At least min(kMaxVarint32Bytes, remaining()) bytes from the front.
+  std::string_view Head() const { return rest_; }
+  void Skip(size_t n) { rest_.remove_prefix(n); }
+  // The next `n` (<= remaining()) bytes; consumes them.
+  std::string_view Take(size_t n) {
+    std::string_view taken = rest_.substr(0, n);
+    rest_.remove_prefix(n);
+    return taken;
+  }
+
+ private:
+  std::string_view rest_;
+};
+
+// The records being walked, in pieces: a record inside one piece is viewed
+// there, one across pieces is copied into a scratch buffer first.
+class PieceRecords {
+ public:
+  explicit PieceRecords(std::span<const std::string_view> pieces)
+      : pieces_(pieces) {
+    for (std::string_view p : pieces) remaining_ += p.size();
+    SkipEmpty();
+  }
+  PieceRecords(const PieceRecords&) = delete;
+  PieceRecords& operator=(const PieceRecords&) = delete;
+
+  size_t remaining() const { return remaining_; }
+  std::string_view Head() {
+    const std::string_view here = pieces_[index_].substr(offset_);
+    if (here.size() >= kMaxVarint32Bytes || here.size() == remaining_) {
+      return here;
+    }
+    const size_t n = std::min(kMaxVarint32Bytes, remaining_);
+    Copy(n, head_, /*consume=*/false);
+    return std::string_view(head_, n);
+  }
+  void Skip(size_t n) { Advance(n); }
+  std::string_view Take(size_t n) {
+    if (n == 0) return {};
+    const std::string_view here = pieces_[index_].substr(offset_);
+    if (n <= here.size()) {
+      Advance(n);
+      return here.substr(0, n);
+    }
+    scratch_.resize(n);
+    Copy(n, scratch_.data(), /*consume=*/true);
+    return scratch_;
+  }
+
+ private:
+  void SkipEmpty() {
+    while (index_ < pieces_.size() && offset_ == pieces_[index_].size()) {
+      ++index_;
+      offset_ = 0;
+    }
+  }
+  void Advance(size_t n) {
+    RUNNEL_DCHECK(n <= remaining_);
+    remaining_ -= n;
+    while (n > 0) {
+      const size_t step = std::min(n, pieces_[index_].size() - offset_);
+      offset_ += step;
+      n -= step;
+      SkipEmpty();
+    }
+    SkipEmpty();
+  }
+  void Copy(size_t n, char* dst, bool consume) {
+    size_t index = index_;
+    size_t offset = offset_;
+    for (size_t done = 0; done < n;) {
+      const std::string_view p = pieces_[index].substr(offset);
+      const size_t step = std::min(n - done, p.size());
+      std::memcpy(dst + done, p.data(), step);
+      done += step;
+      ++index;
+      offset = 0;
+    }
+    if (consume) Advance(n);
+  }
+
+  std::span<const std::string_view> pieces_;
+  size_t index_ = 0;
+  size_t offset_ = 0;
+  size_t remaining_ = 0;
+  char head_[kMaxVarint32Bytes];
+  std::string scratch_;
+};
 
 // ValidateBatch's per-record rules: offsetDelta is the record's index, and
 // under CreateTime its timestamp is at most maxTimestamp.
@@ -263,38 +374,62 @@ absl::Status CheckRecordRules(const RecordFields& fields, int32_t index,
   return absl::OkStatus();
 }
 
-// Walks exactly `count` records filling `records`, calling
-// visitor.OnRecord(fields) after each. Allocates nothing itself.
-template <typename Visitor>
-absl::Status WalkRecords(std::string_view records, int32_t count,
-                         const RecordsContext& ctx, const WalkRules& rules,
-                         Visitor& visitor) {
+// Walks exactly `count` records of `in` (ContiguousRecords or PieceRecords),
+// calling visitor.OnRecord(fields) after each. Allocates nothing itself
+// beyond PieceRecords' scratch copy of a record across pieces.
+template <typename Input, typename Visitor>
+absl::Status WalkRecordsFrom(Input& in, int32_t count,
+                             const RecordsContext& ctx, const WalkRules& rules,
+                             Visitor& visitor) {
   size_t pos = 0;
   for (int32_t i = 0; i < count; ++i) {
-    std::string_view rest = records.substr(pos);
-    if (rest.empty()) {
+    if (in.remaining() == 0) {
       return ctx.Error(pos,
                        absl::StrCat("record count is ", count, " but only ", i,
                                     " records are present"));
     }
     int32_t length;
-    RUNNEL_RETURN_IF_ERROR(ReadRecordLength(rest, pos, ctx, length));
-    const size_t body_pos = records.size() - rest.size();
+    size_t varint_size;
+    RUNNEL_RETURN_IF_ERROR(ReadRecordLength(in.Head(), in.remaining(), pos, ctx,
+                                            length, varint_size));
+    in.Skip(varint_size);
+    const size_t body_pos = pos + varint_size;
     RecordFields fields;
-    RUNNEL_RETURN_IF_ERROR(ParseRecordBody(rest.substr(0, length), body_pos,
-                                           ctx, visitor, fields));
+    RUNNEL_RETURN_IF_ERROR(
+        ParseRecordBody(in.Take(length), body_pos, ctx, visitor, fields));
     if (rules.strict) {
       RUNNEL_RETURN_IF_ERROR(CheckRecordRules(fields, i, pos, ctx, rules));
     }
     RUNNEL_RETURN_IF_ERROR(visitor.OnRecord(fields));
     pos = body_pos + length;
   }
-  if (pos != records.size()) {
+  if (in.remaining() != 0) {
     return ctx.Error(
-        pos, absl::StrCat(records.size() - pos, " bytes after the last of the ",
+        pos, absl::StrCat(in.remaining(), " bytes after the last of the ",
                           count, " records the header counts"));
   }
   return absl::OkStatus();
+}
+
+template <typename Visitor>
+absl::Status WalkRecords(std::string_view records, int32_t count,
+                         const RecordsContext& ctx, const WalkRules& rules,
+                         Visitor& visitor) {
+  ContiguousRecords in(records);
+  return WalkRecordsFrom(in, count, ctx, rules, visitor);
+}
+
+// Records in pieces (ValidateBatchPieces).
+struct PieceSpan {
+  std::span<const std::string_view> pieces;
+};
+
+template <typename Visitor>
+absl::Status WalkRecords(PieceSpan records, int32_t count,
+                         const RecordsContext& ctx, const WalkRules& rules,
+                         Visitor& visitor) {
+  PieceRecords in(records.pieces);
+  return WalkRecordsFrom(in, count, ctx, rules, visitor);
 }
 
 // Validation needs no per-record work beyond the walk.
@@ -363,41 +498,52 @@ absl::Status DecompressRecords(Compression codec, std::string_view compressed,
                    ToAbsl(CompressionName(codec)), "): ", s.message()));
 }
 
-// Framing checks shared by Parse (over a buffer that may hold more) and
-// ValidateBatch (over exactly one batch). Sets `total` to 12 + batchLength.
-// A buffer that ends before the batch does is kOutOfRange for Parse (a torn
-// tail or a short read) and the source's code for ValidateBatch.
-absl::Status CheckFraming(std::string_view bytes, BatchSource source,
-                          bool short_is_out_of_range, size_t& total) {
-  if (bytes.size() < kBatchHeaderSize) {
-    const std::string msg = absl::StrCat(
-        "record batch: ", bytes.size(), " bytes, shorter than the ",
-        kBatchHeaderSize, "-byte header, at position 0");
+// Framing checks shared by Parse (over a buffer that may hold more),
+// ValidateBatch (over exactly one batch) and FrameBatchHead (over a batch in
+// pieces). `head` holds the first min(kBatchHeaderSize, available) of the
+// `available` bytes from the batch's start. Sets `total` to 12 +
+// batchLength. A buffer that ends before the batch does is kOutOfRange for
+// Parse (a torn tail or a short read) and the source's code for
+// ValidateBatch.
+absl::Status CheckFraming(std::string_view head, size_t available,
+                          BatchSource source, bool short_is_out_of_range,
+                          size_t& total) {
+  if (available < kBatchHeaderSize) {
+    const std::string msg =
+        absl::StrCat("record batch: ", available, " bytes, shorter than the ",
+                     kBatchHeaderSize, "-byte header, at position 0");
     return short_is_out_of_range ? absl::OutOfRangeError(msg)
                                  : SourceError(source, msg);
   }
+  RUNNEL_DCHECK(head.size() >= kBatchHeaderSize);
   const int32_t batch_length =
-      static_cast<int32_t>(LoadBe32(bytes.data() + kBatchLengthPos));
+      static_cast<int32_t>(LoadBe32(head.data() + kBatchLengthPos));
   if (batch_length < kMinBatchLength) {
     return BatchError(source, kBatchLengthPos,
                       absl::StrCat("batchLength ", batch_length,
                                    " is less than ", kMinBatchLength));
   }
-  const int8_t magic = static_cast<int8_t>(bytes[kMagicPos]);
+  const int8_t magic = static_cast<int8_t>(head[kMagicPos]);
   if (magic != kMagicV2) {
     return BatchError(source, kMagicPos,
                       absl::StrCat("magic ", magic, ", expected ", kMagicV2));
   }
   total = kBatchLogOverhead + static_cast<size_t>(batch_length);
-  if (total > bytes.size()) {
+  if (total > available) {
     const std::string msg =
         absl::StrCat("record batch: batchLength ", batch_length,
-                     " runs past the end of the ", bytes.size(),
+                     " runs past the end of the ", available,
                      "-byte buffer at position ", kBatchLengthPos);
     return short_is_out_of_range ? absl::OutOfRangeError(msg)
                                  : SourceError(source, msg);
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckFraming(std::string_view bytes, BatchSource source,
+                          bool short_is_out_of_range, size_t& total) {
+  return CheckFraming(bytes, bytes.size(), source, short_is_out_of_range,
+                      total);
 }
 
 // Encoded size of a nullable length-prefixed byte string.
@@ -494,6 +640,19 @@ absl::StatusOr<RecordBatchView> RecordBatchView::Parse(std::string_view bytes,
   RUNNEL_RETURN_IF_ERROR(
       CheckFraming(bytes, source, /*short_is_out_of_range=*/true, total));
   return RecordBatchView(bytes.substr(0, total));
+}
+
+RecordBatchView RecordBatchView::HeaderView(std::string_view header) {
+  RUNNEL_CHECK(header.size() == kBatchHeaderSize);
+  return RecordBatchView(header);
+}
+
+absl::StatusOr<size_t> FrameBatchHead(std::string_view head, size_t available,
+                                      BatchSource source) {
+  size_t total = 0;
+  RUNNEL_RETURN_IF_ERROR(CheckFraming(head, available, source,
+                                      /*short_is_out_of_range=*/true, total));
+  return total;
 }
 
 Offset RecordBatchView::base_offset() const {
@@ -682,6 +841,44 @@ absl::Status ValidateHeader(const RecordBatchView& view,
 
 }  // namespace
 
+namespace {
+
+// ValidateBatch after the framing: the header's fields, then the records
+// (`records`: a string_view of the uncompressed records, or their pieces).
+template <typename Records>
+absl::Status ValidateFramed(const RecordBatchView& header, Records records,
+                            const ValidateOptions& options) {
+  RUNNEL_RETURN_IF_ERROR(ValidateHeader(header, options));
+  const BatchSource source = options.source;
+  const WalkRules rules{.strict = true,
+                        .timestamp_type = header.timestamp_type(),
+                        .base_timestamp = header.base_timestamp(),
+                        .max_timestamp = header.max_timestamp()};
+  NullVisitor visitor;
+  if (header.compression() == Compression::kNone) {
+    return WalkRecords(records, header.record_count(),
+                       RecordsContext{source, kBatchHeaderSize, false}, rules,
+                       visitor);
+  }
+  std::string compressed_copy;  // the codecs take one buffer
+  std::string_view compressed;
+  if constexpr (std::is_same_v<Records, std::string_view>) {
+    compressed = records;
+  } else {
+    for (std::string_view p : records.pieces) compressed_copy.append(p);
+    compressed = compressed_copy;
+  }
+  std::string decompressed;
+  RUNNEL_RETURN_IF_ERROR(DecompressRecords(header.compression(), compressed,
+                                           options.max_decompressed_bytes,
+                                           source, decompressed));
+  return WalkRecords(decompressed, header.record_count(),
+                     RecordsContext{source, kBatchHeaderSize, true}, rules,
+                     visitor);
+}
+
+}  // namespace
+
 absl::Status ValidateBatch(std::string_view bytes,
                            const ValidateOptions& options) {
   const BatchSource source = options.source;
@@ -694,26 +891,45 @@ absl::Status ValidateBatch(std::string_view bytes,
         absl::StrCat(bytes.size() - total, " trailing bytes after the batch"));
   }
   const RecordBatchView view = *RecordBatchView::Parse(bytes, source);
-  RUNNEL_RETURN_IF_ERROR(ValidateHeader(view, options));
+  return ValidateFramed(view, bytes.substr(kBatchHeaderSize), options);
+}
 
-  const WalkRules rules{.strict = true,
-                        .timestamp_type = view.timestamp_type(),
-                        .base_timestamp = view.base_timestamp(),
-                        .max_timestamp = view.max_timestamp()};
-  NullVisitor visitor;
-  const std::string_view records = bytes.substr(kBatchHeaderSize);
-  if (view.compression() == Compression::kNone) {
-    return WalkRecords(records, view.record_count(),
-                       RecordsContext{source, kBatchHeaderSize, false}, rules,
-                       visitor);
+absl::Status ValidateBatchPieces(std::string_view header,
+                                 std::span<const std::string_view> body,
+                                 const ValidateOptions& options) {
+  size_t size = header.size();
+  for (std::string_view p : body) size += p.size();
+  const BatchSource source = options.source;
+  size_t total = 0;
+  RUNNEL_RETURN_IF_ERROR(CheckFraming(header, size, source,
+                                      /*short_is_out_of_range=*/false, total));
+  if (size != total) {
+    return BatchError(
+        source, total,
+        absl::StrCat(size - total, " trailing bytes after the batch"));
   }
-  std::string decompressed;
-  RUNNEL_RETURN_IF_ERROR(DecompressRecords(view.compression(), records,
-                                           options.max_decompressed_bytes,
-                                           source, decompressed));
-  return WalkRecords(decompressed, view.record_count(),
-                     RecordsContext{source, kBatchHeaderSize, true}, rules,
-                     visitor);
+  RUNNEL_CHECK(header.size() == kBatchHeaderSize);
+  const RecordBatchView view = RecordBatchView::HeaderView(header);
+  if (size > options.max_batch_bytes) {
+    return BatchError(source, 0,
+                      absl::StrCat("batch of ", size, " bytes too large (max ",
+                                   options.max_batch_bytes, ")"));
+  }
+  ValidateOptions rest = options;
+  if (options.check_crc) {
+    const uint32_t computed =
+        Crc32cPieces(Crc32c(header.data() + kAttributesPos,
+                            kBatchHeaderSize - kAttributesPos),
+                     body);
+    if (computed != view.crc()) {
+      return BatchError(source, kCrcPos,
+                        absl::StrCat("crc mismatch: stored ", view.crc(),
+                                     ", computed ", computed));
+    }
+    rest.check_crc = false;
+  }
+  rest.max_batch_bytes = SIZE_MAX;  // checked above against the whole size
+  return ValidateFramed(view, PieceSpan{body}, rest);
 }
 
 // ---- in-place header edits -------------------------------------------------

@@ -123,6 +123,11 @@ class RecordBatchView {
   // batch does (a torn tail on disk, a truncated request on the wire).
   static absl::StatusOr<RecordBatchView> Parse(
       std::string_view bytes, BatchSource source = BatchSource::kWire);
+  // A view of a batch's header alone: `header` is its first
+  // kBatchHeaderSize bytes, copied out of a batch held in pieces and framed
+  // by FrameBatchHead. Only the header field accessors apply; bytes(),
+  // size_bytes(), ComputeCrc() and the record walks see just the header.
+  static RecordBatchView HeaderView(std::string_view header);
 
   std::string_view bytes() const { return bytes_; }  // the whole batch
   size_t size_bytes() const { return bytes_.size(); }
@@ -184,6 +189,13 @@ class RecordBatchView {
 absl::StatusOr<std::vector<RecordBatchView>> SplitBatches(
     std::string_view bytes, BatchSource source = BatchSource::kWire);
 
+// Parse's framing checks for a batch not held in one buffer: `head` is the
+// first min(kBatchHeaderSize, available) of the `available` bytes from the
+// batch's start. Returns the batch's size (12 + batchLength) or Parse's
+// error.
+absl::StatusOr<size_t> FrameBatchHead(std::string_view head, size_t available,
+                                      BatchSource source = BatchSource::kWire);
+
 struct ValidateOptions {
   BatchSource source = BatchSource::kWire;
   // Largest acceptable whole batch (12 + batchLength), like Kafka's
@@ -206,6 +218,16 @@ struct ValidateOptions {
 // kDataLoss for kDisk input.
 absl::Status ValidateBatch(std::string_view bytes,
                            const ValidateOptions& options = {});
+
+// ValidateBatch over one batch held in pieces, without joining them:
+// `header` is its first kBatchHeaderSize bytes (copied out), `body` the rest
+// in order. Same checks, same order, same errors as ValidateBatch of the
+// joined bytes; `header` shorter than kBatchHeaderSize only when the whole
+// batch is (then the framing error). A compressed body is joined for its
+// codec.
+absl::Status ValidateBatchPieces(std::string_view header,
+                                 std::span<const std::string_view> body,
+                                 const ValidateOptions& options = {});
 
 // In-place header edits the broker makes when appending. baseOffset and
 // partitionLeaderEpoch are outside the CRC, so no re-encode and no new CRC.

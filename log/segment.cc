@@ -230,18 +230,24 @@ absl::Status Segment::Activate() {
 
 FilePos Segment::Append(std::string_view batch, const BatchInfo& info,
                         int64_t now_ms) {
+  return Append(std::span<const std::string_view>(&batch, 1), info, now_ms);
+}
+
+FilePos Segment::Append(std::span<const std::string_view> parts,
+                        const BatchInfo& info, int64_t now_ms) {
   RUNNEL_CHECK(writer_ != nullptr);
   if (empty()) rolling_base_ms_ = now_ms;
-  FilePos position = writer_->Append(batch);
-  RUNNEL_CHECK(position == size());
+  size_t size = 0;
+  for (std::string_view p : parts) size += p.size();
+  FilePos position = writer_->Append(parts);
+  RUNNEL_CHECK(position == this->size());
   BatchInfo indexed = info;
   indexed.position = position;
-  indexed.size_bytes = static_cast<int64_t>(batch.size());
+  indexed.size_bytes = static_cast<int64_t>(size);
   IndexBatch(indexed);
   // Publish the new end after the index knows the batch.
   next_offset_.store(info.last_offset + 1, std::memory_order_release);
-  size_.store(position + static_cast<FilePos>(batch.size()),
-              std::memory_order_release);
+  size_.store(position + static_cast<FilePos>(size), std::memory_order_release);
   return position;
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -144,6 +145,9 @@ class Segment {
   // its header fields (position is ignored). `now_ms` starts the segment's
   // age on its first batch. Returns the batch's position. Active only.
   FilePos Append(std::string_view batch, const BatchInfo& info, int64_t now_ms);
+  // The same for a batch in pieces (its bytes are `parts` joined).
+  FilePos Append(std::span<const std::string_view> parts, const BatchInfo& info,
+                 int64_t now_ms);
   // AppendWriter::Flush / Sync of the active segment.
   void Flush(std::function<void(absl::Status)> done);
   void Sync(std::function<void(absl::Status)> durable);

@@ -295,7 +295,7 @@ TEST_F(BrokerCoreTest, OneBadPartitionDoesNotFailTheOthers) {
   CreateTopic("t", 2);
   ProduceInput input;
   input.partitions.push_back({{"t", 0}, MakeBatch(1)});
-  input.partitions.push_back({{"t", 1}, "garbage"});
+  input.partitions.push_back({{"t", 1}, std::string("garbage")});
   input.partitions.push_back({{"t", 9}, MakeBatch(1)});
   input.partitions.push_back({{"t", 0}, MakeBatch(1)});  // duplicate
   absl::Notification done;

@@ -21,6 +21,8 @@
 #include "gtest/gtest-spi.h"
 #include "gtest/gtest.h"
 
+#include "common/crc32c.h"
+#include "common/endian.h"
 #include "log/record_batch.h"
 #include "proto/admin_service.grpc.pb.h"
 #include "proto/broker_service.grpc.pb.h"
@@ -442,6 +444,78 @@ TEST_F(BrokerE2eTest, ProduceStreamAppendsInOrderAndAnswersByCorrelationId) {
     next += 2;
   }
   EXPECT_EQ(Describe("t", 0).log_end_offset(), 2 * (kCount - 1));
+}
+
+// Large batches arrive in many HTTP/2 frames, which the broker appends from
+// gRPC's slices without joining them (docs/wire-protocol.md): the batches
+// read back byte-exact, and bad ones are refused, typed, with nothing
+// written.
+TEST_F(BrokerE2eTest, ProduceStreamLargeBatchesRoundTripAndBadOnesAreTyped) {
+  ASSERT_EQ(CreateTopic("t").error().code(), v1::NONE);
+  const std::string first = MakeBatch(300, 1'700'000'000'000, 0, 1000);
+  const std::string second = MakeBatch(50, 1'700'000'000'000, 300, 5000);
+  std::string bad_crc = second;
+  bad_crc[bad_crc.size() - 3] ^= 0x40;
+  std::string bad_record = second;
+  // A record's length varint past the end, with the CRC made to match.
+  bad_record[log::kBatchHeaderSize] = '\x7e';
+  StoreBe32(bad_record.data() + log::kCrcPos,
+            Crc32c(bad_record.data() + log::kAttributesPos,
+                   bad_record.size() - log::kAttributesPos));
+  std::string bad_magic = second;
+  bad_magic[log::kMagicPos] = 1;
+  const struct {
+    std::string records;
+    v1::ErrorCode code;
+  } sent[] = {{first, v1::NONE},
+              {bad_crc, v1::CORRUPT_MESSAGE},
+              {bad_record, v1::INVALID_RECORD},
+              {bad_magic, v1::CORRUPT_MESSAGE},
+              {second.substr(0, second.size() - 1), v1::CORRUPT_MESSAGE},
+              {second, v1::NONE}};
+  auto ctx = Context();
+  auto stream = stub_->ProduceStream(ctx.get());
+  for (size_t i = 0; i < std::size(sent); ++i) {
+    ASSERT_TRUE(stream->Write(StreamRequest(i, sent[i].records, v1::ACKS_ALL)));
+  }
+  ASSERT_TRUE(stream->WritesDone());
+  v1::ProduceStreamResponse resp;
+  size_t answered = 0;
+  while (stream->Read(&resp)) {
+    const uint64_t id = resp.correlation_id();
+    ASSERT_LT(id, std::size(sent));
+    const v1::PartitionProduceResponse& p =
+        resp.response().topics(0).partitions(0);
+    EXPECT_EQ(p.error().code(), sent[id].code)
+        << id << ": " << p.error().message();
+    ++answered;
+  }
+  ASSERT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(answered, std::size(sent));
+  EXPECT_EQ(Describe("t", 0).log_end_offset(), 350);
+  EXPECT_EQ(Fetch("t", 0, 0).records(), first + second);
+}
+
+// A message protobuf cannot parse ends the stream with INVALID_ARGUMENT;
+// what came before it is answered and kept.
+TEST_F(BrokerE2eTest, UnparsableProduceStreamMessageEndsTheStream) {
+  ASSERT_EQ(CreateTopic("t").error().code(), v1::NONE);
+  auto ctx = Context();
+  auto stream = stub_->ProduceStream(ctx.get());
+  ASSERT_TRUE(stream->Write(StreamRequest(1, MakeBatch(3), v1::ACKS_ALL)));
+  v1::ProduceStreamRequest bad = StreamRequest(2, MakeBatch(3), v1::ACKS_ALL);
+  // Not UTF-8: protobuf serializes it (and logs) but refuses to parse it.
+  bad.mutable_request()->mutable_topics(0)->set_name("t\xff");
+  stream->Write(bad);
+  v1::ProduceStreamResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  EXPECT_EQ(resp.correlation_id(), 1u);
+  EXPECT_EQ(resp.response().topics(0).partitions(0).error().code(), v1::NONE);
+  EXPECT_FALSE(stream->Read(&resp));
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << status.error_message();
+  EXPECT_EQ(Describe("t", 0).log_end_offset(), 3);
 }
 
 TEST_F(BrokerE2eTest, SigtermEndsAnOpenProduceStream) {

@@ -1,14 +1,18 @@
 // libFuzzer target for the RecordBatch v2 codec: framing (Parse,
 // SplitBatches), validation (ValidateBatch for wire and disk input), record
-// decoding and the decompressors behind it. Arbitrary bytes must never crash,
-// hang or read out of bounds, and a batch ValidateBatch accepts must decode.
+// decoding and the decompressors behind it, and validation of a batch in
+// pieces (ValidateBatchPieces) against ValidateBatch. Arbitrary bytes must
+// never crash, hang or read out of bounds, and a batch ValidateBatch accepts
+// must decode.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/crc32c.h"
 #include "common/endian.h"
@@ -88,6 +92,23 @@ void CheckHeaderEdits(std::string_view bytes) {
   }
 }
 
+// ValidateBatchPieces must give ValidateBatch's verdict, error and all, for
+// the batch cut into pieces of `step` bytes after its copied-out header.
+void CheckPieces(std::string_view bytes, size_t step) {
+  const ValidateOptions options{.max_batch_bytes = 16 << 20,
+                                .max_decompressed_bytes = kMaxDecompressed};
+  const size_t head = std::min(bytes.size(), kBatchHeaderSize);
+  const std::string header(bytes.substr(0, head));
+  std::vector<std::string_view> pieces;
+  for (size_t pos = head; pos < bytes.size(); pos += step) {
+    pieces.push_back(bytes.substr(pos, step));
+  }
+  if (ValidateBatchPieces(header, pieces, options) !=
+      ValidateBatch(bytes, options)) {
+    Fail("ValidateBatchPieces differs from ValidateBatch");
+  }
+}
+
 }  // namespace
 }  // namespace runnel::log
 
@@ -104,6 +125,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   // Most mutations break the CRC; repair it so the record checks behind it
   // get explored as well.
+  CheckPieces(input, 1 + (size > 0 ? data[0] % 7 : 0));
   if (size >= kBatchHeaderSize) {
     std::string fixed(input);
     runnel::StoreBe32(fixed.data() + kCrcPos,
@@ -111,6 +133,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                      fixed.size() - kAttributesPos));
     CheckOneBatch(fixed, BatchSource::kWire);
     CheckHeaderEdits(fixed);
+    CheckPieces(fixed, 1 + static_cast<size_t>(data[size - 1]) % 23);
   }
   return 0;
 }

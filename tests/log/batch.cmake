@@ -6,3 +6,6 @@ runnel_add_test(compression_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/compression_test.cc
   LIBS runnel_log_batch PkgConfig::ZSTD PkgConfig::LZ4 PkgConfig::ZLIB
        ${SNAPPY_LIBRARY})
+runnel_add_test(record_pieces_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/record_pieces_test.cc
+  LIBS runnel_log_batch)

@@ -223,7 +223,7 @@ TEST_F(PartitionLogTest, BadBatchInTheMiddleOfAnAppendWritesNothing) {
   cut.resize(cut.size() - 1);
   EXPECT_THAT(log_->Append(MakeBatch(2, 1000) + cut, 0),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(log_->Append("", 0),
+  EXPECT_THAT(log_->Append(std::string(), 0),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_EQ(log_->log_end_offset(), 5);
   EXPECT_EQ(log_->size_bytes(), BatchSize());
@@ -386,6 +386,103 @@ TEST_F(PartitionLogTest, OffsetForTimestampWorksAcrossSegmentsAndReopen) {
   EXPECT_THAT(log_->OffsetForTimestamp(3001), IsOkAndHolds(11));
   EXPECT_THAT(log_->OffsetForTimestamp(5000), IsOkAndHolds(20));
   EXPECT_THAT(log_->OffsetForTimestamp(6000), IsOkAndHolds(kNoOffset));
+}
+
+// `bytes` as RecordBytes in pieces of `step` bytes (the way gRPC hands a
+// request over), owning a copy.
+RecordBytes InPieces(const std::string& bytes, size_t step) {
+  auto owner = std::make_shared<std::string>(bytes);
+  std::vector<std::string_view> pieces;
+  for (size_t pos = 0; pos < owner->size(); pos += step) {
+    pieces.push_back(std::string_view(*owner).substr(pos, step));
+  }
+  return RecordBytes(std::move(pieces), owner);
+}
+
+TEST_F(PartitionLogTest, BatchesInPiecesAreStoredAsIfJoined) {
+  Open();
+  const std::string three = MakeBatch(3, 1000) + MakeBatch(2, 2000);
+  // The same batches once joined, once in pieces of 7 and of 1 byte; the
+  // caller-validated path is the one that copies the pieces.
+  ASSERT_THAT(log_->Append(three, 4, BatchValidation::kCallerValidated),
+              IsOk());
+  auto sevens =
+      log_->Append(InPieces(three, 7), 4, BatchValidation::kCallerValidated);
+  ASSERT_THAT(sevens, IsOk());
+  EXPECT_EQ(sevens->base_offset, 5);
+  EXPECT_EQ(sevens->last_offset, 9);
+  EXPECT_EQ(sevens->position, static_cast<FilePos>(three.size()));
+  EXPECT_EQ(sevens->max_timestamp, 2001);
+  ASSERT_THAT(
+      log_->Append(InPieces(three, 1), 4, BatchValidation::kCallerValidated),
+      IsOk());
+  ASSERT_THAT(log_->Append(InPieces(three, 64), 4), IsOk());  // kFull: joined
+  const std::string all = ReadAll();
+  ASSERT_EQ(all.size(), 4 * three.size());
+  std::vector<BatchSummary> views = Split(all);
+  ASSERT_THAT(views, SizeIs(8));
+  for (size_t i = 0; i < views.size(); ++i) {
+    EXPECT_EQ(views[i].base_offset(),
+              static_cast<Offset>(i / 2 * 5 + i % 2 * 3));
+    EXPECT_EQ(views[i].partition_leader_epoch(), 4);
+    EXPECT_TRUE(views[i].CrcMatches());
+  }
+  // Byte for byte the same batches as the joined append, offsets aside.
+  for (size_t copy = 1; copy < 4; ++copy) {
+    std::string a = all.substr(0, three.size());
+    std::string b = all.substr(copy * three.size(), three.size());
+    for (size_t at : {size_t{0}, MakeBatch(3, 1000).size()}) {
+      std::memset(a.data() + at, 0, 8);
+      std::memset(b.data() + at, 0, 8);
+    }
+    EXPECT_EQ(a, b) << copy;
+  }
+  Reopen(/*clean_shutdown=*/false);
+  EXPECT_EQ(log_->log_end_offset(), 20);
+  EXPECT_EQ(ReadAll(), all);
+}
+
+TEST_F(PartitionLogTest, BadFramingInPiecesIsRefusedLikeJoined) {
+  Open();
+  ASSERT_THAT(log_->Append(MakeBatch(2, 1000), 0), IsOk());
+  std::string cut = MakeBatch(2, 1000) + MakeBatch(2, 2000);
+  cut.resize(cut.size() - 1);
+  std::string bad_magic = MakeBatch(2, 1000);
+  bad_magic[kMagicPos] = 1;
+  for (const std::string& bad : {cut, bad_magic, std::string(30, 'x')}) {
+    const absl::Status joined =
+        log_->Append(bad, 0, BatchValidation::kCallerValidated).status();
+    EXPECT_THAT(joined, StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_EQ(
+        log_->Append(InPieces(bad, 5), 0, BatchValidation::kCallerValidated)
+            .status(),
+        joined);
+  }
+  config_.max_message_bytes = static_cast<int32_t>(BatchSize() - 1);
+  Reopen(/*clean_shutdown=*/true);
+  const std::string big = MakeBatch(5, 0);
+  const absl::Status too_large =
+      log_->Append(InPieces(big, 9), 0, BatchValidation::kCallerValidated)
+          .status();
+  EXPECT_THAT(too_large, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(std::string(too_large.message()), HasSubstr("too large"));
+  EXPECT_EQ(log_->log_end_offset(), 2);
+  EXPECT_EQ(log_->size_bytes(),
+            static_cast<int64_t>(MakeBatch(2, 1000).size()));
+}
+
+TEST_F(PartitionLogTest, PiecesUnderLogAppendTimeAreJoinedAndStamped) {
+  config_.message_timestamp_type = TimestampType::kLogAppendTime;
+  Open();
+  const int64_t now = clock_.NowMs();
+  auto appended = log_->Append(InPieces(MakeBatch(3, 5), 10), 0,
+                               BatchValidation::kCallerValidated);
+  ASSERT_THAT(appended, IsOk());
+  EXPECT_EQ(appended->log_append_time_ms, now);
+  std::vector<BatchSummary> views = Split(ReadAll());
+  ASSERT_THAT(views, SizeIs(1));
+  EXPECT_EQ(views[0].max_timestamp(), now);
+  EXPECT_TRUE(views[0].CrcMatches());
 }
 
 TEST_F(PartitionLogTest, LogAppendTimeStampsTheBrokerClock) {
