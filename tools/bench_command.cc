@@ -159,7 +159,8 @@ void PrintSummary(const char* what, const Summary& s, bool json) {
         .Uint("bytes", s.bytes)
         .Double("seconds", s.seconds)
         .Double("records_per_sec", rps)
-        .Double("mb_per_sec", mbps);
+        .Double("mb_per_sec", mbps)
+        .Uint("latency_records", s.latency->count());
     AddLatencyFields(o, "", *s.latency);
     if (s.ack_latency != nullptr) AddLatencyFields(o, "ack_", *s.ack_latency);
     std::printf("%s\n", o.Build().c_str());
@@ -237,6 +238,8 @@ struct ProducerFlags {
   bool no_idempotence = false;
   // bench e2e: fail when no record arrived for this long.
   int64_t timeout_ms = 30000;
+  // bench e2e: the first records sent are left out of the latency figures.
+  int64_t warmup_records = 0;
   bool json = false;
 };
 
@@ -327,6 +330,9 @@ struct SendState {
   // Send -> acknowledgement of every acknowledged record (its count is the
   // number acknowledged).
   LatencyHistogram latency;
+  // The send time of the first record measured (after the warm-up), 0 until
+  // it is sent. Records sent before it are not in any latency figure.
+  std::atomic<int64_t> measured_from_ns{0};
   std::atomic<uint64_t> failed{0};
   absl::Mutex mu;
   absl::Status first_error ABSL_GUARDED_BY(mu);
@@ -337,11 +343,14 @@ struct SendState {
 // sleeps (until the record is due) only when it is at least `burst_ms` ahead
 // of that schedule; the records in between go out at once. When `stamp` is set,
 // the first 8 bytes of each value carry the send time (steady clock ns) for the
-// e2e bench. Stops early (OK) once `stop` is set, if given.
+// e2e bench. The first `warmup` records are sent like the others but their
+// acknowledgements are not recorded in state.latency. Stops early (OK) once
+// `stop` is set, if given.
 absl::Status SendRecords(client::Producer& producer, const std::string& topic,
                          int64_t count, size_t size, double rate,
                          double burst_ms, bool stamp, SendState& state,
-                         const std::atomic<bool>* stop = nullptr) {
+                         const std::atomic<bool>* stop = nullptr,
+                         int64_t warmup = 0) {
   // One record, reused: Send copies its bytes into the batch before it
   // returns (as Kafka's ProducerPerformance reuses one payload array).
   client::ProducerRecord record;
@@ -368,11 +377,17 @@ absl::Status SendRecords(client::Producer& producer, const std::string& topic,
     }
     const int64_t sent_ns = NowNs();
     if (stamp) std::memcpy(record.value->data(), &sent_ns, sizeof(sent_ns));
+    // Before the Send: a receiver that sees this record sees the store.
+    if (i == warmup) {
+      state.measured_from_ns.store(sent_ns, std::memory_order_release);
+    }
     SendState* s = &state;
+    const bool measured = i >= warmup;
     absl::Status status = producer.Send(
-        record, [s, sent_ns](const absl::StatusOr<client::RecordMetadata>& r) {
+        record, [s, sent_ns,
+                 measured](const absl::StatusOr<client::RecordMetadata>& r) {
           if (r.ok()) {
-            s->latency.Record(NowNs() - sent_ns);
+            if (measured) s->latency.Record(NowNs() - sent_ns);
           } else {
             s->failed.fetch_add(1, std::memory_order_relaxed);
             absl::MutexLock lock(&s->mu);
@@ -525,6 +540,13 @@ void RunBenchE2e(const ProducerFlags& f) {
     return Fail("bench e2e",
                 absl::InvalidArgumentError("--record-size must be >= 8"), 2);
   }
+  if (f.warmup_records >= f.records) {
+    return Fail("bench e2e",
+                absl::InvalidArgumentError(absl::StrCat(
+                    "--warmup-records (", f.warmup_records,
+                    ") must be below --records (", f.records, ")")),
+                2);
+  }
   auto options = MakeProducerOptions(f);
   if (!options.ok()) return Fail("bench e2e", options.status(), 2);
   // A dead broker must not hold the sender (a full buffer, a hung request)
@@ -558,8 +580,9 @@ void RunBenchE2e(const ProducerFlags& f) {
   {
     Progress progress("bench e2e received", LoadOf(received));
     std::thread sender([&] {
-      send_status = SendRecords(**producer, f.topic, f.records, f.record_size,
-                                f.rate, f.burst_ms, true, state, &stop_sending);
+      send_status =
+          SendRecords(**producer, f.topic, f.records, f.record_size, f.rate,
+                      f.burst_ms, true, state, &stop_sending, f.warmup_records);
       sent_all.Notify();
       (*producer)->Flush();
     });
@@ -581,11 +604,16 @@ void RunBenchE2e(const ProducerFlags& f) {
       }
       deadline = absl::Now() + timeout;
       const int64_t now = NowNs();
+      // 0 while every record received so far is a warm-up record.
+      const int64_t measured_from =
+          state.measured_from_ns.load(std::memory_order_acquire);
       for (const client::ConsumerRecord& r : *records) {
         int64_t sent_ns = 0;
         if (r.value && r.value->size() >= sizeof(sent_ns)) {
           std::memcpy(&sent_ns, r.value->data(), sizeof(sent_ns));
-          e2e.Record(now - sent_ns);
+          if (measured_from != 0 && sent_ns >= measured_from) {
+            e2e.Record(now - sent_ns);
+          }
         }
       }
       received.fetch_add(records->size());
@@ -665,6 +693,12 @@ void RegisterBenchCommand(CLI::App& app) {
   CLI::App* e2e = bench->add_subcommand(
       "e2e", "End-to-end latency: send time to receipt by a consumer");
   AddProducerFlags(e2e, *ef);
+  e2e->add_option("--warmup-records", ef->warmup_records,
+                  "Records sent and received first but left out of the "
+                  "latency figures (Kafka's ProducerPerformance "
+                  "--warmup-records): the process's start-up")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   e2e->add_option("--timeout-ms", ef->timeout_ms,
                   "Fail when no record arrived for this long (also bounds "
                   "the producer's max.block.ms and request timeout)")

@@ -312,6 +312,26 @@ TEST_F(CliE2eTest, BenchReportsJsonSummary) {
   EXPECT_THAT(produce.out, Not(HasSubstr("ack_p50_ms")));
 }
 
+TEST_F(CliE2eTest, BenchE2eWarmupRecordsAreLeftOutOfTheLatency) {
+  ASSERT_EQ(Run("topic create warm --partitions 1").exit_code, 0);
+  CliResult all =
+      Run("bench e2e --topic warm --records 300 --rate 5000 --json");
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_EQ(SummaryNumber(all.out, "latency_records"), 300);
+  CliResult warm = Run(
+      "bench e2e --topic warm --records 300 --rate 5000 --warmup-records 120 "
+      "--json");
+  ASSERT_EQ(warm.exit_code, 0) << warm.err;
+  // Every record is received and counted; 180 are measured.
+  EXPECT_EQ(SummaryNumber(warm.out, "records"), 300);
+  EXPECT_EQ(SummaryNumber(warm.out, "latency_records"), 180);
+  CliResult bad =
+      Run("bench e2e --topic warm --records 300 --warmup-records 300");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("--warmup-records (300) must be below "
+                                 "--records (300)"));
+}
+
 TEST_F(CliE2eTest, BenchRateHoldsTheScheduleWithAndWithoutBursts) {
   ASSERT_EQ(Run("topic create paced --partitions 1").exit_code, 0);
   // Record i is due at i / rate: 200 records at 2000/s cannot finish before
