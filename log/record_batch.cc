@@ -274,75 +274,94 @@ class ContiguousRecords {
 };
 
 // The records being walked, in pieces: a record inside one piece is viewed
-// there, one across pieces is copied into a scratch buffer first.
+// there, one across pieces is copied into a scratch buffer first. The
+// current piece is kept as two pointers, so that a record inside it costs
+// what it costs in ContiguousRecords.
 class PieceRecords {
  public:
   explicit PieceRecords(std::span<const std::string_view> pieces)
       : pieces_(pieces) {
     for (std::string_view p : pieces) remaining_ += p.size();
-    SkipEmpty();
+    next_ = 0;
+    NextPiece();
   }
   PieceRecords(const PieceRecords&) = delete;
   PieceRecords& operator=(const PieceRecords&) = delete;
 
   size_t remaining() const { return remaining_; }
   std::string_view Head() {
-    const std::string_view here = pieces_[index_].substr(offset_);
-    if (here.size() >= kMaxVarint32Bytes || here.size() == remaining_) {
-      return here;
+    const size_t here = static_cast<size_t>(end_ - cur_);
+    if (here >= kMaxVarint32Bytes || here == remaining_) {
+      return std::string_view(cur_, here);
     }
     const size_t n = std::min(kMaxVarint32Bytes, remaining_);
-    Copy(n, head_, /*consume=*/false);
+    CopyOut(n, head_);
     return std::string_view(head_, n);
   }
-  void Skip(size_t n) { Advance(n); }
+  void Skip(size_t n) {
+    if (n < static_cast<size_t>(end_ - cur_)) {
+      cur_ += n;
+      remaining_ -= n;
+      return;
+    }
+    Advance(n);
+  }
   std::string_view Take(size_t n) {
-    if (n == 0) return {};
-    const std::string_view here = pieces_[index_].substr(offset_);
-    if (n <= here.size()) {
+    if (n < static_cast<size_t>(end_ - cur_)) {
+      const std::string_view taken(cur_, n);
+      cur_ += n;
+      remaining_ -= n;
+      return taken;
+    }
+    if (n == static_cast<size_t>(end_ - cur_)) {
+      const std::string_view taken(cur_, n);
       Advance(n);
-      return here.substr(0, n);
+      return taken;
     }
     scratch_.resize(n);
-    Copy(n, scratch_.data(), /*consume=*/true);
+    CopyOut(n, scratch_.data());
+    Advance(n);
     return scratch_;
   }
 
  private:
-  void SkipEmpty() {
-    while (index_ < pieces_.size() && offset_ == pieces_[index_].size()) {
-      ++index_;
-      offset_ = 0;
+  // Makes the next non-empty piece current (none left: an empty one).
+  void NextPiece() {
+    while (next_ < pieces_.size() && pieces_[next_].empty()) ++next_;
+    if (next_ == pieces_.size()) {
+      cur_ = end_ = nullptr;
+      return;
     }
+    cur_ = pieces_[next_].data();
+    end_ = cur_ + pieces_[next_].size();
+    ++next_;
   }
   void Advance(size_t n) {
     RUNNEL_DCHECK(n <= remaining_);
     remaining_ -= n;
     while (n > 0) {
-      const size_t step = std::min(n, pieces_[index_].size() - offset_);
-      offset_ += step;
+      const size_t step = std::min(n, static_cast<size_t>(end_ - cur_));
+      cur_ += step;
       n -= step;
-      SkipEmpty();
+      if (cur_ == end_) NextPiece();
     }
-    SkipEmpty();
+    if (cur_ == end_) NextPiece();
   }
-  void Copy(size_t n, char* dst, bool consume) {
-    size_t index = index_;
-    size_t offset = offset_;
-    for (size_t done = 0; done < n;) {
-      const std::string_view p = pieces_[index].substr(offset);
-      const size_t step = std::min(n - done, p.size());
-      std::memcpy(dst + done, p.data(), step);
+  // Copies the next `n` bytes to `dst` without consuming them.
+  void CopyOut(size_t n, char* dst) const {
+    size_t done = std::min(n, static_cast<size_t>(end_ - cur_));
+    std::memcpy(dst, cur_, done);
+    for (size_t i = next_; done < n; ++i) {
+      const size_t step = std::min(n - done, pieces_[i].size());
+      std::memcpy(dst + done, pieces_[i].data(), step);
       done += step;
-      ++index;
-      offset = 0;
     }
-    if (consume) Advance(n);
   }
 
   std::span<const std::string_view> pieces_;
-  size_t index_ = 0;
-  size_t offset_ = 0;
+  size_t next_ = 0;  // the piece after the current one
+  const char* cur_ = nullptr;
+  const char* end_ = nullptr;
   size_t remaining_ = 0;
   char head_[kMaxVarint32Bytes];
   std::string scratch_;

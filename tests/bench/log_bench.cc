@@ -18,6 +18,8 @@
 //              Read(next, 1 MiB, max_offset = what the appender published),
 //              waiting on a condition (like a broker's long poll) when it is
 //              caught up. reader: iouring | pread (file reads, if any).
+//   Validate   ValidateBatch of one 1 MiB batch, joined (piece 0) or in
+//              pieces of 16/64 KiB (ValidateBatchPieces), CPU only
 //   LogColdRead/<reader>  sequential Read(offset, 1 MiB) over a CLOSED
 //              256 MiB segment; arg 1 drops the file's page cache
 //              (POSIX_FADV_DONTNEED) before each pass (cold: from the disk),
@@ -314,7 +316,43 @@ void BM_LogColdRead(benchmark::State& state, FileReader reader) {
   std::filesystem::remove_all(dir);
 }
 
+// ValidateBatch over the joined batch (piece_bytes 0) against
+// ValidateBatchPieces over the batch cut into pieces of piece_bytes after its
+// header (gRPC's frames: 16 KiB by default, 64 KiB seen in the broker).
+void BM_Validate(benchmark::State& state) {
+  int32_t records = 0;
+  const std::string batch =
+      MakeBatch(static_cast<size_t>(state.range(0)), 1 << 20, &records);
+  const auto piece = static_cast<size_t>(state.range(1));
+  const std::string header = batch.substr(0, kBatchHeaderSize);
+  std::vector<std::string_view> pieces;
+  for (size_t pos = kBatchHeaderSize; piece > 0 && pos < batch.size();
+       pos += piece) {
+    pieces.push_back(std::string_view(batch).substr(pos, piece));
+  }
+  const ValidateOptions options{.max_batch_bytes = 2 << 20};
+  for (auto _ : state) {
+    const absl::Status s = piece == 0
+                               ? ValidateBatch(batch, options)
+                               : ValidateBatchPieces(header, pieces, options);
+    RUNNEL_CHECK(s.ok());
+  }
+  state.SetBytesProcessed(state.iterations() *
+                          static_cast<int64_t>(batch.size()));
+  state.counters["records_per_second"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * records,
+                         benchmark::Counter::kIsRate);
+}
+
 void RegisterAll() {
+  for (int64_t record : {100, 1024}) {
+    for (int64_t piece : {0, 16 << 10, 64 << 10}) {
+      benchmark::RegisterBenchmark("Validate", BM_Validate)
+          ->ArgNames({"record", "piece"})
+          ->Args({record, piece})
+          ->Unit(benchmark::kMicrosecond);
+    }
+  }
   struct Size {
     int64_t batch;
     int64_t nosync_iters, durable_iters, durable8_iters;
