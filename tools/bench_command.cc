@@ -333,6 +333,13 @@ struct SendState {
   // The send time of the first record measured (after the warm-up), 0 until
   // it is sent. Records sent before it are not in any latency figure.
   std::atomic<int64_t> measured_from_ns{0};
+  // Whether a record sent at `sent_ns` is past the warm-up. Only for
+  // records already sent: until the first measured one is, every record is
+  // a warm-up record.
+  bool Measured(int64_t sent_ns) const {
+    const int64_t from = measured_from_ns.load(std::memory_order_acquire);
+    return from != 0 && sent_ns >= from;
+  }
   std::atomic<uint64_t> failed{0};
   absl::Mutex mu;
   absl::Status first_error ABSL_GUARDED_BY(mu);
@@ -382,12 +389,12 @@ absl::Status SendRecords(client::Producer& producer, const std::string& topic,
       state.measured_from_ns.store(sent_ns, std::memory_order_release);
     }
     SendState* s = &state;
-    const bool measured = i >= warmup;
+    // Two words of captures: std::function keeps them inline (a third would
+    // cost a heap allocation per record).
     absl::Status status = producer.Send(
-        record, [s, sent_ns,
-                 measured](const absl::StatusOr<client::RecordMetadata>& r) {
+        record, [s, sent_ns](const absl::StatusOr<client::RecordMetadata>& r) {
           if (r.ok()) {
-            if (measured) s->latency.Record(NowNs() - sent_ns);
+            if (s->Measured(sent_ns)) s->latency.Record(NowNs() - sent_ns);
           } else {
             s->failed.fetch_add(1, std::memory_order_relaxed);
             absl::MutexLock lock(&s->mu);
@@ -604,16 +611,11 @@ void RunBenchE2e(const ProducerFlags& f) {
       }
       deadline = absl::Now() + timeout;
       const int64_t now = NowNs();
-      // 0 while every record received so far is a warm-up record.
-      const int64_t measured_from =
-          state.measured_from_ns.load(std::memory_order_acquire);
       for (const client::ConsumerRecord& r : *records) {
         int64_t sent_ns = 0;
         if (r.value && r.value->size() >= sizeof(sent_ns)) {
           std::memcpy(&sent_ns, r.value->data(), sizeof(sent_ns));
-          if (measured_from != 0 && sent_ns >= measured_from) {
-            e2e.Record(now - sent_ns);
-          }
+          if (state.Measured(sent_ns)) e2e.Record(now - sent_ns);
         }
       }
       received.fetch_add(records->size());
