@@ -107,9 +107,9 @@ class Cursor {
   size_t offset_ = 0;
 };
 
-// Reads one field's tag; false at a tag the reader leaves to protobuf
-// (field 0, a wire type other than `expected` for a known field, or an
-// unknown field).
+// Reads one field's tag; false at a tag protobuf would refuse or the reader
+// leaves to it (a truncated varint, more than 32 bits, field number 0). The
+// callers leave unknown fields and other wire types to protobuf too.
 bool Tag(Cursor& c, uint32_t& field, uint32_t& wire_type) {
   uint64_t tag;
   if (!c.Varint(tag) || tag > UINT32_MAX) return false;
