@@ -1,10 +1,14 @@
 #include "log/offset_index.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -45,6 +49,38 @@ class OffsetIndexTest : public ::testing::Test {
   testing::ScopedTempDir dir_;
   std::string path_ = dir_.Sub("00000000000000001000.index");
 };
+
+// Pages of the file at `path` in the page cache (mincore over a mapping of
+// its first `bytes`).
+int64_t ResidentPages(const std::string& path, int64_t bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  EXPECT_GE(fd, 0);
+  void* p =
+      mmap(nullptr, static_cast<size_t>(bytes), PROT_READ, MAP_SHARED, fd, 0);
+  EXPECT_NE(p, MAP_FAILED);
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  std::vector<unsigned char> flags(
+      static_cast<size_t>((bytes + page - 1) / page));
+  EXPECT_EQ(mincore(p, static_cast<size_t>(bytes), flags.data()), 0);
+  munmap(p, static_cast<size_t>(bytes));
+  ::close(fd);
+  int64_t resident = 0;
+  for (unsigned char f : flags) resident += f & 1;
+  return resident;
+}
+
+// The first store into a preallocated index must not read ahead megabytes
+// of zeros into the page cache (MADV_RANDOM, docs/log-format.md ".index").
+TEST_F(OffsetIndexTest, FirstEntriesOfAPreallocatedIndexFaultInOnlyTheirPages) {
+  constexpr int64_t kTenMiB = 10 << 20;
+  auto index = OpenIndex(kTenMiB);
+  ASSERT_EQ(ResidentPages(path_, kTenMiB), 0);
+  for (int i = 1; i <= 600; ++i) index->Append(kBase + i, i * 4096);
+  // 600 entries: 4800 bytes, two pages. Read-ahead made it 2048.
+  EXPECT_LE(ResidentPages(path_, kTenMiB), 16);
+  EXPECT_EQ(index->Lookup(kBase + 300),
+            (OffsetPosition{kBase + 300, 300 * 4096}));
+}
 
 TEST_F(OffsetIndexTest, LookupAtExactEntriesReturnsThem) {
   auto index = ThreeEntries();
