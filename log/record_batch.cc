@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
-#include <type_traits>
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
@@ -438,19 +437,6 @@ absl::Status WalkRecords(std::string_view records, int32_t count,
   return WalkRecordsFrom(in, count, ctx, rules, visitor);
 }
 
-// Records in pieces (ValidateBatchPieces).
-struct PieceSpan {
-  std::span<const std::string_view> pieces;
-};
-
-template <typename Visitor>
-absl::Status WalkRecords(PieceSpan records, int32_t count,
-                         const RecordsContext& ctx, const WalkRules& rules,
-                         Visitor& visitor) {
-  PieceRecords in(records.pieces);
-  return WalkRecordsFrom(in, count, ctx, rules, visitor);
-}
-
 // Validation needs no per-record work beyond the walk.
 struct NullVisitor {
   void OnHeader(std::string_view, const std::optional<std::string_view>&) {}
@@ -821,25 +807,10 @@ absl::StatusOr<std::vector<RecordBatchView>> SplitBatches(
 
 namespace {
 
-// ValidateBatch's checks of the header fields behind the framing: size
-// limit, CRC, codec, record count and lastOffsetDelta.
-absl::Status ValidateHeader(const RecordBatchView& view,
-                            const ValidateOptions& options) {
-  const BatchSource source = options.source;
-  if (view.size_bytes() > options.max_batch_bytes) {
-    return BatchError(
-        source, 0,
-        absl::StrCat("batch of ", view.size_bytes(), " bytes too large (max ",
-                     options.max_batch_bytes, ")"));
-  }
-  if (options.check_crc) {
-    const uint32_t computed = view.ComputeCrc();
-    if (computed != view.crc()) {
-      return BatchError(source, kCrcPos,
-                        absl::StrCat("crc mismatch: stored ", view.crc(),
-                                     ", computed ", computed));
-    }
-  }
+// ValidateBatch's checks of the header fields behind the framing, the size
+// limit and the CRC: codec, record count and lastOffsetDelta.
+absl::Status ValidateHeaderFields(const RecordBatchView& view,
+                                  BatchSource source) {
   if (!IsKnownCompression(view.attributes())) {
     return BatchError(source, kAttributesPos,
                       absl::StrCat("unknown compression codec ",
@@ -860,57 +831,14 @@ absl::Status ValidateHeader(const RecordBatchView& view,
 
 }  // namespace
 
-namespace {
-
-// ValidateBatch after the framing: the header's fields, then the records
-// (`records`: a string_view of the uncompressed records, or their pieces).
-template <typename Records>
-absl::Status ValidateFramed(const RecordBatchView& header, Records records,
-                            const ValidateOptions& options) {
-  RUNNEL_RETURN_IF_ERROR(ValidateHeader(header, options));
-  const BatchSource source = options.source;
-  const WalkRules rules{.strict = true,
-                        .timestamp_type = header.timestamp_type(),
-                        .base_timestamp = header.base_timestamp(),
-                        .max_timestamp = header.max_timestamp()};
-  NullVisitor visitor;
-  if (header.compression() == Compression::kNone) {
-    return WalkRecords(records, header.record_count(),
-                       RecordsContext{source, kBatchHeaderSize, false}, rules,
-                       visitor);
-  }
-  std::string compressed_copy;  // the codecs take one buffer
-  std::string_view compressed;
-  if constexpr (std::is_same_v<Records, std::string_view>) {
-    compressed = records;
-  } else {
-    for (std::string_view p : records.pieces) compressed_copy.append(p);
-    compressed = compressed_copy;
-  }
-  std::string decompressed;
-  RUNNEL_RETURN_IF_ERROR(DecompressRecords(header.compression(), compressed,
-                                           options.max_decompressed_bytes,
-                                           source, decompressed));
-  return WalkRecords(decompressed, header.record_count(),
-                     RecordsContext{source, kBatchHeaderSize, true}, rules,
-                     visitor);
-}
-
-}  // namespace
-
 absl::Status ValidateBatch(std::string_view bytes,
                            const ValidateOptions& options) {
-  const BatchSource source = options.source;
-  size_t total = 0;
-  RUNNEL_RETURN_IF_ERROR(
-      CheckFraming(bytes, source, /*short_is_out_of_range=*/false, total));
-  if (bytes.size() != total) {
-    return BatchError(
-        source, total,
-        absl::StrCat(bytes.size() - total, " trailing bytes after the batch"));
-  }
-  const RecordBatchView view = *RecordBatchView::Parse(bytes, source);
-  return ValidateFramed(view, bytes.substr(kBatchHeaderSize), options);
+  // One batch in one buffer is a batch in one piece after its header.
+  const size_t head = std::min(bytes.size(), kBatchHeaderSize);
+  const std::string_view body = bytes.substr(head);
+  return ValidateBatchPieces(bytes.substr(0, head),
+                             std::span<const std::string_view>(&body, 1),
+                             options);
 }
 
 absl::Status ValidateBatchPieces(std::string_view header,
@@ -918,6 +846,7 @@ absl::Status ValidateBatchPieces(std::string_view header,
                                  const ValidateOptions& options) {
   size_t size = header.size();
   for (std::string_view p : body) size += p.size();
+  RUNNEL_CHECK(header.size() == std::min(size, kBatchHeaderSize));
   const BatchSource source = options.source;
   size_t total = 0;
   RUNNEL_RETURN_IF_ERROR(CheckFraming(header, size, source,
@@ -927,14 +856,12 @@ absl::Status ValidateBatchPieces(std::string_view header,
         source, total,
         absl::StrCat(size - total, " trailing bytes after the batch"));
   }
-  RUNNEL_CHECK(header.size() == kBatchHeaderSize);
   const RecordBatchView view = RecordBatchView::HeaderView(header);
   if (size > options.max_batch_bytes) {
     return BatchError(source, 0,
                       absl::StrCat("batch of ", size, " bytes too large (max ",
                                    options.max_batch_bytes, ")"));
   }
-  ValidateOptions rest = options;
   if (options.check_crc) {
     const uint32_t computed =
         Crc32cPieces(Crc32c(header.data() + kAttributesPos,
@@ -945,10 +872,36 @@ absl::Status ValidateBatchPieces(std::string_view header,
                         absl::StrCat("crc mismatch: stored ", view.crc(),
                                      ", computed ", computed));
     }
-    rest.check_crc = false;
   }
-  rest.max_batch_bytes = SIZE_MAX;  // checked above against the whole size
-  return ValidateFramed(view, PieceSpan{body}, rest);
+  RUNNEL_RETURN_IF_ERROR(ValidateHeaderFields(view, source));
+
+  const WalkRules rules{.strict = true,
+                        .timestamp_type = view.timestamp_type(),
+                        .base_timestamp = view.base_timestamp(),
+                        .max_timestamp = view.max_timestamp()};
+  NullVisitor visitor;
+  if (view.compression() == Compression::kNone) {
+    PieceRecords records(body);
+    return WalkRecordsFrom(records, view.record_count(),
+                           RecordsContext{source, kBatchHeaderSize, false},
+                           rules, visitor);
+  }
+  // The codecs take one buffer: pieces are joined (one piece is used as is).
+  std::string joined;
+  std::string_view compressed;
+  if (body.size() == 1) {
+    compressed = body[0];
+  } else {
+    for (std::string_view p : body) joined.append(p);
+    compressed = joined;
+  }
+  std::string decompressed;
+  RUNNEL_RETURN_IF_ERROR(DecompressRecords(view.compression(), compressed,
+                                           options.max_decompressed_bytes,
+                                           source, decompressed));
+  return WalkRecords(decompressed, view.record_count(),
+                     RecordsContext{source, kBatchHeaderSize, true}, rules,
+                     visitor);
 }
 
 // ---- in-place header edits -------------------------------------------------

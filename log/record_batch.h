@@ -222,9 +222,10 @@ absl::Status ValidateBatch(std::string_view bytes,
 // ValidateBatch over one batch held in pieces, without joining them:
 // `header` is its first kBatchHeaderSize bytes (copied out), `body` the rest
 // in order. Same checks, same order, same errors as ValidateBatch of the
-// joined bytes; `header` shorter than kBatchHeaderSize only when the whole
-// batch is (then the framing error). A compressed body is joined for its
-// codec.
+// joined bytes (ValidateBatch is this with the batch as one piece after its
+// header); `header` is shorter than kBatchHeaderSize only when the whole
+// batch is (then the framing error; RUNNEL_CHECKed). A compressed body of
+// more than one piece is joined for its codec.
 absl::Status ValidateBatchPieces(std::string_view header,
                                  std::span<const std::string_view> body,
                                  const ValidateOptions& options = {});
