@@ -12,7 +12,6 @@
 
 #include "broker/errors.h"
 #include "common/check.h"
-#include "common/crc32c.h"
 #include "log/checkpoint_file.h"
 #include "log/leader_epoch_cache.h"
 #include "log/record_batch.h"
@@ -91,7 +90,6 @@ absl::Status Partition::ValidateBatches(const log::RecordBytes& records,
                        absl::StrCat(id_.ToString(), ": batch at byte ", pos,
                                     ": ", size.status().message()));
     }
-    head.size = *size;
     if (*size > max_bytes) {
       return MakeError(
           ErrorKind::kRecordTooLarge,
@@ -102,9 +100,7 @@ absl::Status Partition::ValidateBatches(const log::RecordBytes& records,
     records.Slice(pos + log::kBatchHeaderSize, *size - log::kBatchHeaderSize,
                   body);
     const log::RecordBatchView view = head.view();
-    if (log::Crc32cPieces(Crc32c(head.header.data() + log::kAttributesPos,
-                                 log::kBatchHeaderSize - log::kAttributesPos),
-                          body) != view.crc()) {
+    if (log::ComputeBatchCrc(header, body) != view.crc()) {
       return MakeError(ErrorKind::kCorruptMessage,
                        absl::StrCat(id_.ToString(), ": batch at byte ", pos,
                                     ": crc mismatch"));

@@ -174,11 +174,10 @@ class Partition : public std::enable_shared_from_this<Partition> {
     int32_t last_offset_delta = 0;
     int64_t max_timestamp = -1;
   };
-  // One batch as ValidateBatches framed it: its header, copied out of the
-  // records (which may be in pieces), and its size.
+  // One batch's header as ValidateBatches framed it, copied out of the
+  // records (which may be in pieces).
   struct BatchHead {
     std::array<char, log::kBatchHeaderSize> header;
-    size_t size = 0;
     log::RecordBatchView view() const {
       return log::RecordBatchView::HeaderView(
           std::string_view(header.data(), header.size()));

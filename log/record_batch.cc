@@ -831,6 +831,14 @@ absl::Status ValidateHeaderFields(const RecordBatchView& view,
 
 }  // namespace
 
+uint32_t ComputeBatchCrc(std::string_view header,
+                         std::span<const std::string_view> body) {
+  RUNNEL_DCHECK(header.size() == kBatchHeaderSize);
+  return Crc32cPieces(
+      Crc32c(header.data() + kAttributesPos, kBatchHeaderSize - kAttributesPos),
+      body);
+}
+
 absl::Status ValidateBatch(std::string_view bytes,
                            const ValidateOptions& options) {
   // One batch in one buffer is a batch in one piece after its header.
@@ -863,10 +871,7 @@ absl::Status ValidateBatchPieces(std::string_view header,
                                    options.max_batch_bytes, ")"));
   }
   if (options.check_crc) {
-    const uint32_t computed =
-        Crc32cPieces(Crc32c(header.data() + kAttributesPos,
-                            kBatchHeaderSize - kAttributesPos),
-                     body);
+    const uint32_t computed = ComputeBatchCrc(header, body);
     if (computed != view.crc()) {
       return BatchError(source, kCrcPos,
                         absl::StrCat("crc mismatch: stored ", view.crc(),

@@ -219,6 +219,12 @@ struct ValidateOptions {
 absl::Status ValidateBatch(std::string_view bytes,
                            const ValidateOptions& options = {});
 
+// What a batch held in pieces should carry in its crc field: CRC32C over
+// [attributes, end) of `header` (its first kBatchHeaderSize bytes) followed
+// by `body`.
+uint32_t ComputeBatchCrc(std::string_view header,
+                         std::span<const std::string_view> body);
+
 // ValidateBatch over one batch held in pieces, without joining them:
 // `header` is its first kBatchHeaderSize bytes (copied out), `body` the rest
 // in order. Same checks, same order, same errors as ValidateBatch of the
