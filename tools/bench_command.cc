@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -330,15 +331,19 @@ struct SendState {
   // Send -> acknowledgement of every acknowledged record (its count is the
   // number acknowledged).
   LatencyHistogram latency;
-  // The send time of the first record measured (after the warm-up), 0 until
-  // it is sent. Records sent before it are not in any latency figure.
-  std::atomic<int64_t> measured_from_ns{0};
-  // Whether a record sent at `sent_ns` is past the warm-up. Only for
-  // records already sent: until the first measured one is, every record is
-  // a warm-up record.
+  // Records sent at or after this time are measured. Without a warm-up
+  // that is every record (the default); with one, StartWarmup() makes it
+  // none until SendRecords stores the send time of the first record after
+  // the warm-up.
+  std::atomic<int64_t> measured_from_ns{std::numeric_limits<int64_t>::min()};
+  void StartWarmup() {
+    measured_from_ns.store(std::numeric_limits<int64_t>::max(),
+                           std::memory_order_relaxed);
+  }
+  // Whether a record sent at `sent_ns` is past the warm-up (for records
+  // already sent).
   bool Measured(int64_t sent_ns) const {
-    const int64_t from = measured_from_ns.load(std::memory_order_acquire);
-    return from != 0 && sent_ns >= from;
+    return sent_ns >= measured_from_ns.load(std::memory_order_acquire);
   }
   std::atomic<uint64_t> failed{0};
   absl::Mutex mu;
@@ -385,7 +390,7 @@ absl::Status SendRecords(client::Producer& producer, const std::string& topic,
     const int64_t sent_ns = NowNs();
     if (stamp) std::memcpy(record.value->data(), &sent_ns, sizeof(sent_ns));
     // Before the Send: a receiver that sees this record sees the store.
-    if (i == warmup) {
+    if (warmup > 0 && i == warmup) {
       state.measured_from_ns.store(sent_ns, std::memory_order_release);
     }
     SendState* s = &state;
@@ -583,6 +588,7 @@ void RunBenchE2e(const ProducerFlags& f) {
   absl::Status send_status;  // written by the sender before sent_all
   absl::Notification sent_all;
   absl::Status failure;
+  if (f.warmup_records > 0) state.StartWarmup();
   const int64_t start = NowNs();
   {
     Progress progress("bench e2e received", LoadOf(received));

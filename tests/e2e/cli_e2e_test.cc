@@ -312,6 +312,20 @@ TEST_F(CliE2eTest, BenchReportsJsonSummary) {
   EXPECT_THAT(produce.out, Not(HasSubstr("ack_p50_ms")));
 }
 
+// Every acknowledged record of every producer thread is counted (a shared
+// warm-up mark once let one thread's start hide another's first records).
+TEST_F(CliE2eTest, BenchProduceCountsEveryRecordOfEveryProducer) {
+  ASSERT_EQ(Run("topic create multi --partitions 2").exit_code, 0);
+  for (int round = 0; round < 3; ++round) {
+    CliResult r =
+        Run("bench produce --topic multi --records 50001 --record-size 16 "
+            "--producers 3 --json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(SummaryNumber(r.out, "records"), 50001) << r.out;
+    EXPECT_EQ(SummaryNumber(r.out, "latency_records"), 50001) << r.out;
+  }
+}
+
 TEST_F(CliE2eTest, BenchE2eWarmupRecordsAreLeftOutOfTheLatency) {
   ASSERT_EQ(Run("topic create warm --partitions 1").exit_code, 0);
   CliResult all =
