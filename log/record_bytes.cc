@@ -21,16 +21,6 @@ RecordBytes::RecordBytes(std::vector<std::string_view> pieces,
   }
 }
 
-std::string& RecordBytes::string() {
-  RUNNEL_CHECK(is_string());
-  return string_;
-}
-
-const std::string& RecordBytes::string() const {
-  RUNNEL_CHECK(is_string());
-  return string_;
-}
-
 std::string RecordBytes::TakeString() && {
   if (is_string()) return std::move(string_);
   std::string joined;
@@ -39,21 +29,12 @@ std::string RecordBytes::TakeString() && {
   return joined;
 }
 
-void RecordBytes::CopyTo(size_t pos, size_t n, char* dst) const {
-  std::vector<std::string_view> views;
-  Slice(pos, n, views);
-  for (std::string_view v : views) {
-    std::memcpy(dst, v.data(), v.size());
-    dst += v.size();
-  }
-}
-
-void RecordBytes::Slice(size_t pos, size_t n,
-                        std::vector<std::string_view>& out) const {
+template <typename Fn>
+void RecordBytes::ForEachSlice(size_t pos, size_t n, Fn fn) const {
   RUNNEL_CHECK(pos <= size_ && n <= size_ - pos);
   if (n == 0) return;
   if (is_string()) {
-    out.push_back(std::string_view(string_).substr(pos, n));
+    fn(std::string_view(string_).substr(pos, n));
     return;
   }
   for (std::string_view p : pieces_) {
@@ -62,11 +43,23 @@ void RecordBytes::Slice(size_t pos, size_t n,
       continue;
     }
     const size_t take = std::min(n, p.size() - pos);
-    out.push_back(p.substr(pos, take));
+    fn(p.substr(pos, take));
     n -= take;
     pos = 0;
     if (n == 0) return;
   }
+}
+
+void RecordBytes::CopyTo(size_t pos, size_t n, char* dst) const {
+  ForEachSlice(pos, n, [&dst](std::string_view v) {
+    std::memcpy(dst, v.data(), v.size());
+    dst += v.size();
+  });
+}
+
+void RecordBytes::Slice(size_t pos, size_t n,
+                        std::vector<std::string_view>& out) const {
+  ForEachSlice(pos, n, [&out](std::string_view v) { out.push_back(v); });
 }
 
 uint32_t Crc32cPieces(uint32_t crc, std::span<const std::string_view> pieces) {

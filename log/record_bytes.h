@@ -36,11 +36,8 @@ class RecordBytes {
 
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  // Whether the bytes are one owned, writable string (string()).
+  // Whether the bytes are one owned string (TakeString moves it out).
   bool is_string() const { return pieces_.empty(); }
-  // The string form. RUNNEL_CHECKs is_string().
-  std::string& string();
-  const std::string& string() const;
   // The bytes as one string: the string itself, or the pieces joined.
   std::string TakeString() &&;
   // Copies bytes [pos, pos + n) to `dst`. RUNNEL_CHECKs the range.
@@ -50,6 +47,10 @@ class RecordBytes {
   void Slice(size_t pos, size_t n, std::vector<std::string_view>& out) const;
 
  private:
+  // Calls fn(view) for each piece of bytes [pos, pos + n), in order.
+  template <typename Fn>
+  void ForEachSlice(size_t pos, size_t n, Fn fn) const;
+
   std::string string_;
   std::vector<std::string_view> pieces_;
   std::shared_ptr<const void> owner_;

@@ -187,7 +187,7 @@ TEST(ProduceRequestReaderTest, UnknownFieldsAndNonAsciiNamesGoThroughProtobuf) {
   EXPECT_EQ(read->message.request().topics(0).name(), "t\xc3\xa9");
   ASSERT_EQ(read->records.size(), 1u);
   EXPECT_TRUE(read->records[0].is_string());  // protobuf's parse, joined
-  EXPECT_EQ(read->records[0].string(), "abc");
+  EXPECT_EQ(std::move(read->records[0]).TakeString(), "abc");
 
   std::string bad_utf8 = m.SerializeAsString();
   const size_t at = bad_utf8.find("t\xc3\xa9");
