@@ -414,14 +414,19 @@ std::string BrokerCore::RenderMetrics() {
       io_threads.push_back(io);
     }
   }
+  std::vector<log::IoThreadStats> io_stats;
+  for (log::IoThread* io : io_threads) io_stats.push_back(io->Stats());
+  auto io_labels = [](size_t t) {
+    return absl::StrCat("io_thread=\"", t, "\"");
+  };
   absl::StrAppend(&out,
                   "# HELP runnel_fsync_duration_seconds fdatasync latency of "
                   "the log I/O threads.\n"
                   "# TYPE runnel_fsync_duration_seconds histogram\n");
-  for (size_t t = 0; t < io_threads.size(); ++t) {
-    log::IoThreadStats stats = io_threads[t]->Stats();
+  for (size_t t = 0; t < io_stats.size(); ++t) {
+    const log::IoThreadStats& stats = io_stats[t];
     uint64_t cumulative = 0;
-    const std::string labels = absl::StrCat("io_thread=\"", t, "\"");
+    const std::string labels = io_labels(t);
     for (size_t b = 0; b < log::kFsyncLatencyBucketUpperUs.size(); ++b) {
       cumulative += stats.fsync_latency_buckets[b];
       const int64_t upper = log::kFsyncLatencyBucketUpperUs[b];
@@ -436,10 +441,22 @@ std::string BrokerCore::RenderMetrics() {
                     "\n");
     absl::StrAppend(&out, "runnel_fsync_duration_seconds_count{", labels, "} ",
                     cumulative, "\n");
-    absl::StrAppend(&out, "runnel_io_bytes_written_total{", labels, "} ",
-                    stats.bytes_written, "\n");
-    absl::StrAppend(&out, "runnel_io_fsyncs_total{", labels, "} ",
-                    stats.fsyncs_issued, "\n");
+  }
+  // Each counter family in one group of its own (the text format allows a
+  // family's samples only together, after its HELP and TYPE).
+  const std::pair<absl::string_view, absl::string_view> io_counters[] = {
+      {"runnel_io_bytes_written_total",
+       "Bytes the log I/O threads wrote to segment files."},
+      {"runnel_io_fsyncs_total", "fdatasyncs the log I/O threads issued."}};
+  for (size_t k = 0; k < 2; ++k) {
+    absl::StrAppend(&out, "# HELP ", io_counters[k].first, " ",
+                    io_counters[k].second, "\n# TYPE ", io_counters[k].first,
+                    " counter\n");
+    for (size_t t = 0; t < io_stats.size(); ++t) {
+      absl::StrAppend(
+          &out, io_counters[k].first, "{", io_labels(t), "} ",
+          k == 0 ? io_stats[t].bytes_written : io_stats[t].fsyncs_issued, "\n");
+    }
   }
   return out;
 }

@@ -7,6 +7,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -35,8 +39,10 @@ class BrokerCoreTest : public ::testing::Test {
   void SetUp() override { OpenCore(); }
   void TearDown() override { CloseCore(); }
 
-  void OpenCore(absl::Duration reorder_wait = Partition::kDefaultReorderWait) {
+  void OpenCore(absl::Duration reorder_wait = Partition::kDefaultReorderWait,
+                int io_threads = 1) {
     BrokerCoreOptions options;
+    options.io_threads = io_threads;
     options.data_dir = dir_.Sub("data");
     options.start_background_threads = false;
     options.reorder_wait = reorder_wait;
@@ -900,6 +906,94 @@ TEST_F(BrokerCoreTest, MetricsNameEveryPartition) {
               ::testing::HasSubstr("runnel_topic_bytes_in_total{topic=\"t\"}"));
   EXPECT_THAT(text,
               ::testing::HasSubstr("runnel_fsync_duration_seconds_bucket"));
+}
+
+// Checks the Prometheus text format's grouping rules: every sample belongs to
+// a family declared by "# TYPE" (and "# HELP") before it, a histogram's
+// samples are its _bucket, _sum and _count, and each family's lines form one
+// contiguous group (a family never comes back after another one started).
+// Returns the families in order.
+std::vector<std::string> CheckExpositionFormat(const std::string& text) {
+  std::vector<std::string> families;
+  absl::flat_hash_map<std::string, std::string> types;
+  absl::flat_hash_set<std::string> helped;
+  std::string current;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    if (absl::StartsWith(line, "# HELP ") ||
+        absl::StartsWith(line, "# TYPE ")) {
+      std::vector<std::string> parts =
+          absl::StrSplit(line.substr(7), absl::MaxSplits(' ', 1));
+      EXPECT_EQ(parts.size(), 2u) << line;
+      const std::string& name = parts[0];
+      if (absl::StartsWith(line, "# HELP ")) {
+        EXPECT_TRUE(helped.insert(name).second) << "second HELP: " << line;
+      } else {
+        EXPECT_TRUE(types.emplace(name, parts[1]).second)
+            << "second TYPE: " << line;
+        EXPECT_TRUE(helped.contains(name)) << "TYPE before HELP: " << line;
+        families.push_back(name);
+      }
+      current = name;
+      continue;
+    }
+    std::string name(line.substr(0, line.find_first_of("{ ")));
+    std::string family = name;
+    for (absl::string_view suffix : {"_bucket", "_sum", "_count"}) {
+      if (absl::EndsWith(name, suffix)) {
+        std::string base = name.substr(0, name.size() - suffix.size());
+        auto it = types.find(base);
+        if (it != types.end() && it->second == "histogram") family = base;
+      }
+    }
+    EXPECT_TRUE(types.contains(family)) << "sample without TYPE: " << line;
+    EXPECT_EQ(family, current) << "sample outside its family's group: " << line;
+  }
+  return families;
+}
+
+TEST_F(BrokerCoreTest, MetricsKeepEveryFamilyInOneGroupWithTwoIoThreads) {
+  CloseCore();
+  OpenCore(Partition::kDefaultReorderWait, /*io_threads=*/2);
+  CreateTopic("t", 8);
+  for (int32_t p = 0; p < 8; ++p) {
+    RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", p, MakeBatch(1)).status);
+  }
+  const std::string text = core_->RenderMetrics();
+  // Both I/O threads serve a partition, so each per-thread family has two
+  // label sets.
+  EXPECT_THAT(text,
+              ::testing::HasSubstr("runnel_io_fsyncs_total{io_thread=\"1\"}"));
+  const std::vector<std::string> families = CheckExpositionFormat(text);
+  for (const char* name :
+       {"runnel_requests_total", "runnel_request_duration_seconds",
+        "runnel_partition_log_end_offset", "runnel_topic_bytes_in_total",
+        "runnel_topic_bytes_out_total", "runnel_fsync_duration_seconds",
+        "runnel_io_bytes_written_total", "runnel_io_fsyncs_total"}) {
+    EXPECT_THAT(families, ::testing::Contains(name));
+  }
+}
+
+TEST_F(BrokerCoreTest, MetricsCountBytesInAndOutPerTopic) {
+  CreateTopic("t", 2);
+  CreateTopic("u");
+  const std::string batch = MakeBatch(3);
+  RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", 0, batch).status);
+  RUNNEL_ASSERT_OK(ProduceSync(*core_, "t", 1, batch).status);
+  ReadResult f = FetchSync(*core_, "t", 0, 0);
+  RUNNEL_ASSERT_OK(f.status);
+  ASSERT_EQ(f.records.size(), batch.size());
+  const std::string text = core_->RenderMetrics();
+  EXPECT_THAT(text, ::testing::HasSubstr(absl::StrCat(
+                        "runnel_topic_bytes_in_total{topic=\"t\"} ",
+                        2 * batch.size(), "\n")));
+  EXPECT_THAT(text, ::testing::HasSubstr(absl::StrCat(
+                        "runnel_topic_bytes_out_total{topic=\"t\"} ",
+                        batch.size(), "\n")));
+  EXPECT_THAT(text, ::testing::HasSubstr(
+                        "runnel_topic_bytes_out_total{topic=\"u\"} 0\n"));
+  EXPECT_THAT(text, ::testing::HasSubstr(
+                        "runnel_topic_batches_in_total{topic=\"t\"} 2\n"));
+  CheckExpositionFormat(text);
 }
 
 }  // namespace
