@@ -62,6 +62,9 @@ struct Flags {
 void AddFlags(CLI::App& app, Flags& f) {
   app.set_config("--config", "",
                  "Read flags from this file (TOML or INI: key = value)");
+  // A key that names no flag (a typo) stops the start instead of being
+  // ignored, as an unknown flag on the command line does.
+  app.allow_config_extras(CLI::config_extras_mode::error);
   app.add_option("--data-dir", f.data_dir,
                  "Data directory (logs and topic metadata)")
       ->capture_default_str();

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -36,34 +37,10 @@ namespace {
 
 using ::runnel::broker::testing::MakeBatch;
 using ::runnel::testing::BrokerProcess;
+using ::runnel::testing::HttpGet;
 using ::runnel::testing::IsOk;
 using ::runnel::testing::StatusIs;
 using ::testing::HasSubstr;
-
-// GET http://127.0.0.1:port/path with a plain socket; returns the whole
-// response (status line, headers, body) or "" on error.
-std::string HttpGet(int port, const std::string& path) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    std::string request = absl::StrCat("GET ", path,
-                                       " HTTP/1.1\r\nHost: localhost\r\n"
-                                       "Connection: close\r\n\r\n");
-    if (::write(fd, request.data(), request.size()) ==
-        static_cast<ssize_t>(request.size())) {
-      char buf[65536];
-      ssize_t n;
-      while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
-    }
-  }
-  ::close(fd);
-  return out;
-}
 
 class BrokerE2eTest : public ::testing::Test {
  protected:
@@ -543,19 +520,91 @@ TEST_F(BrokerE2eTest, SigtermExitsZeroAndRestartKeepsTopicsAndData) {
   const std::string batch = MakeBatch(7);
   ASSERT_EQ(Produce("kept", 2, batch, v1::ACKS_LEADER).error().code(),
             v1::NONE);
-  absl::StatusOr<int> code = broker_->Stop();
-  ASSERT_THAT(code, IsOk());
-  EXPECT_EQ(*code, 0);
-  RUNNEL_ASSERT_OK(broker_->Restart());
+  // SIGTERM, then SIGINT: each a clean shutdown that the next start sees.
+  for (const int signo : {SIGTERM, SIGINT}) {
+    SCOPED_TRACE(signo);
+    absl::StatusOr<int> code = broker_->Stop(std::chrono::seconds(30), signo);
+    ASSERT_THAT(code, IsOk());
+    EXPECT_EQ(*code, 0);
+    EXPECT_THAT(
+        broker_->StderrTail(),
+        HasSubstr(signo == SIGTERM ? "received SIGTERM" : "received SIGINT"));
+    EXPECT_THAT(broker_->StderrTail(), HasSubstr("stopped cleanly"));
+    EXPECT_TRUE(std::filesystem::exists(dir_.Sub("data") + "/.clean_shutdown"));
+    RUNNEL_ASSERT_OK(broker_->Restart());
+    EXPECT_THAT(broker_->StderrTail(), HasSubstr("after a clean shutdown"));
+    Connect();
+    v1::ListTopicsResponse topics;
+    ASSERT_TRUE(
+        admin_->ListTopics(Context().get(), v1::ListTopicsRequest(), &topics)
+            .ok());
+    ASSERT_EQ(topics.topics_size(), 1);
+    EXPECT_EQ(topics.topics(0).name(), "kept");
+    EXPECT_EQ(topics.topics(0).num_partitions(), 3);
+    EXPECT_EQ(Fetch("kept", 2, 0).records(), batch);
+  }
+}
+
+// --config FILE: flags from a CLI11 config file, the command line winning
+// over it; a file with an unknown key or a missing file stops the start.
+TEST_F(BrokerE2eTest, FlagsComeFromAConfigFile) {
+  const std::string config = dir_.Sub("broker.toml");
+  std::ofstream(config) << "# a comment\n"
+                           "broker-id = 7\n"
+                           "max-message-bytes = 2000\n"
+                           "log-retention-ms = 123456\n";
+  runnel::testing::BrokerProcessOptions options;
+  options.data_dir = dir_.Sub("from-config");
+  options.extra_args = {"--config", config};
+  auto configured = BrokerProcess::Start(options);
+  ASSERT_THAT(configured, IsOk());
+  broker_ = *std::move(configured);
   Connect();
-  v1::ListTopicsResponse topics;
+
+  v1::MetadataResponse metadata;
   ASSERT_TRUE(
-      admin_->ListTopics(Context().get(), v1::ListTopicsRequest(), &topics)
-          .ok());
-  ASSERT_EQ(topics.topics_size(), 1);
-  EXPECT_EQ(topics.topics(0).name(), "kept");
-  EXPECT_EQ(topics.topics(0).num_partitions(), 3);
-  EXPECT_EQ(Fetch("kept", 2, 0).records(), batch);
+      stub_->Metadata(Context().get(), v1::MetadataRequest(), &metadata).ok());
+  ASSERT_EQ(metadata.brokers_size(), 1);
+  EXPECT_EQ(metadata.brokers(0).broker_id(), 7);
+  ASSERT_EQ(CreateTopic("t").error().code(), v1::NONE);
+  v1::DescribeTopicsRequest req;
+  req.add_names("t");
+  v1::DescribeTopicsResponse resp;
+  ASSERT_TRUE(admin_->DescribeTopics(Context().get(), req, &resp).ok());
+  ASSERT_EQ(resp.topics_size(), 1);
+  std::map<std::string, std::string> configs;
+  for (const auto& c : resp.topics(0).configs()) configs[c.name()] = c.value();
+  EXPECT_EQ(configs["retention.ms"], "123456");
+  EXPECT_EQ(configs["max.message.bytes"], "2000");
+  EXPECT_EQ(Produce("t", 0, MakeBatch(1, 0, 0, 5000)).error().code(),
+            v1::RECORD_TOO_LARGE);
+  EXPECT_EQ(Describe("t", 0).log_end_offset(), 0);
+
+  // The command line wins over the file.
+  options.data_dir = dir_.Sub("overridden");
+  options.extra_args = {"--config", config, "--broker-id", "9"};
+  auto overridden = BrokerProcess::Start(options);
+  ASSERT_THAT(overridden, IsOk());
+  broker_ = *std::move(overridden);
+  Connect();
+  ASSERT_TRUE(
+      stub_->Metadata(Context().get(), v1::MetadataRequest(), &metadata).ok());
+  ASSERT_EQ(metadata.brokers_size(), 1);
+  EXPECT_EQ(metadata.brokers(0).broker_id(), 9);
+
+  const std::string bad = dir_.Sub("bad.toml");
+  std::ofstream(bad) << "broker-id = 7\nno-such-flag = 1\n";
+  int n = 0;
+  for (const std::string& file : {bad, dir_.Sub("missing.toml")}) {
+    SCOPED_TRACE(file);
+    options.data_dir = dir_.Sub(absl::StrCat("refused", n++));
+    options.extra_args = {"--config", file};
+    auto refused = BrokerProcess::Start(options);
+    EXPECT_THAT(refused.status(), StatusIs(absl::StatusCode::kInternal));
+    EXPECT_THAT(std::string(refused.status().message()),
+                HasSubstr(file == bad ? "no-such-flag" : "missing.toml"));
+    EXPECT_FALSE(std::filesystem::exists(options.data_dir));
+  }
 }
 
 TEST_F(BrokerE2eTest, HealthzAndMetricsAnswerOverHttp) {

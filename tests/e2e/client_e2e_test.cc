@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <future>
 #include <map>
 #include <memory>
@@ -12,7 +13,13 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -38,6 +45,7 @@ namespace {
 
 using ::runnel::testing::BrokerProcess;
 using ::runnel::testing::BrokerProcessOptions;
+using ::runnel::testing::HttpGet;
 using ::runnel::testing::IsOk;
 using ::runnel::testing::ScopedTempDir;
 using ::runnel::testing::StatusIs;
@@ -52,6 +60,46 @@ std::unique_ptr<BrokerProcess> StartBroker(const std::string& data_dir) {
   auto broker = BrokerProcess::Start(options);
   RUNNEL_CHECK_MSG(broker.ok(), "broker did not start");
   return std::move(broker).value();
+}
+
+// The value of one sample line `name{labels} value` of the broker's
+// /metrics, or -1 if there is none.
+int64_t MetricValue(int http_port, const std::string& sample) {
+  const std::string text = HttpGet(http_port, "/metrics");
+  const std::string prefix = sample + " ";
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    int64_t value = 0;
+    if (absl::ConsumePrefix(&line, prefix) && absl::SimpleAtoi(line, &value)) {
+      return value;
+    }
+  }
+  return -1;
+}
+
+// Established TCP connections of this machine whose remote end is 127.0.0.1
+// on `port` (from /proc/net/tcp, and /proc/net/tcp6 for gRPC's dual-stack
+// sockets with a v4-mapped address): the client side of connections to a
+// broker listening there.
+int ConnectionsTo(int port) {
+  const std::string hex_port =
+      absl::AsciiStrToUpper(absl::StrCat(absl::Hex(port, absl::kZeroPad4)));
+  const std::pair<const char*, std::string> files[] = {
+      {"/proc/net/tcp", absl::StrCat("0100007F:", hex_port)},
+      {"/proc/net/tcp6",
+       absl::StrCat("0000000000000000FFFF00000100007F:", hex_port)}};
+  int n = 0;
+  for (const auto& [path, remote] : files) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      std::vector<absl::string_view> f =
+          absl::StrSplit(line, ' ', absl::SkipEmpty());
+      // sl local_address rem_address st ...; st 01 = ESTABLISHED.
+      if (f.size() > 3 && f[2] == remote && f[3] == "01") ++n;
+    }
+  }
+  return n;
 }
 
 class ClientE2eTest : public ::testing::Test {
@@ -594,6 +642,118 @@ TEST_F(ClientE2eTest, SendingProducerPicksUpAddedPartitionsWithinMaxAge) {
   EXPECT_EQ(md->partition, 2);
 }
 
+// NOT_LEADER / UNKNOWN_TOPIC_OR_PARTITION / BROKER_NOT_AVAILABLE from the
+// broker make the producer drop its cached metadata of the topic, so the
+// next look-up asks the broker instead of waiting for metadata.max.age.ms.
+TEST_F(ClientE2eTest, ProducerRefreshesMetadataAfterAnUnknownTopicError) {
+  CreateTopic("recreated", 1);
+  ProducerOptions o = Producing();
+  o.metadata_max_age_ms = 600000;  // no refresh by age during the test
+  o.delivery_timeout_ms = 3000;
+  o.retry_backoff_ms = 20;
+  auto producer = Producer::Create(o).value();
+  ASSERT_THAT(producer->Send({.topic = "recreated", .value = "a"}).get(),
+              IsOk());
+  auto admin = Admin::Create({Address()}).value();
+  RUNNEL_ASSERT_OK(admin->DeleteTopic("recreated"));
+  // Cached: the producer does not know yet.
+  EXPECT_THAT(producer->PartitionCount("recreated"), IsOk());
+  // The broker answers UNKNOWN_TOPIC_OR_PARTITION; the record fails.
+  EXPECT_THAT(producer->Send({.topic = "recreated", .value = "b"}).get(),
+              StatusIs(absl::StatusCode::kNotFound));
+  CreateTopic("recreated", 3);
+  // The error dropped the cached view: the new topic is seen at once.
+  absl::StatusOr<int32_t> count = producer->PartitionCount("recreated");
+  ASSERT_THAT(count, IsOk());
+  EXPECT_EQ(*count, 3);
+  auto md = producer->Send({.topic = "recreated", .partition = 2, .value = "c"})
+                .get();
+  ASSERT_THAT(md, IsOk());
+  EXPECT_EQ(md->partition, 2);
+  EXPECT_EQ(md->offset, 0);
+}
+
+// The consumer fetches ahead of Poll (so it keeps the broker busy) and stops
+// once max_buffered_bytes of records wait for Poll.
+TEST_F(ClientE2eTest, ConsumerPrefetchesBeforePollWithinItsBuffer) {
+  constexpr int kRecords = 2000;
+  constexpr size_t kBuffered = 128 << 10;
+  constexpr int32_t kFetch = 32 << 10;
+  CreateTopic("prefetch", 1);
+  {
+    ProducerOptions o = Producing(Acks::kLeader);
+    o.batch_size = 8 << 10;
+    auto producer = Producer::Create(o).value();
+    for (int i = 0; i < kRecords; ++i) {
+      RUNNEL_ASSERT_OK(producer->Send(
+          {.topic = "prefetch",
+           .value = absl::StrCat(i, ":", std::string(1000, 'p'))},
+          [](const absl::StatusOr<RecordMetadata>&) {}));
+    }
+    ASSERT_TRUE(producer->Flush(absl::Seconds(30)));
+  }
+  const std::string bytes_out =
+      "runnel_topic_bytes_out_total{topic=\"prefetch\"}";
+  ASSERT_EQ(MetricValue(broker_->http_port(), bytes_out), 0);
+  ConsumerOptions o;
+  o.bootstrap = Address();
+  o.auto_offset_reset = OffsetReset::kEarliest;
+  o.fetch_stream = false;  // one request per fetch: bytes out are exact
+  o.fetch_max_wait_ms = 100;
+  o.max_buffered_bytes = kBuffered;
+  o.max_partition_fetch_bytes = kFetch;
+  auto consumer = Consumer::Create(o).value();
+  const TopicPartition tp{"prefetch", 0};
+  RUNNEL_ASSERT_OK(consumer->Assign({tp}));
+  // No Poll yet: the fetcher fills the buffer on its own.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return MetricValue(broker_->http_port(), bytes_out) >=
+               static_cast<int64_t>(kBuffered);
+      },
+      std::chrono::seconds(20)));
+  // A fetch starts only below max_buffered_bytes and brings at most
+  // max_partition_fetch_bytes (or one whole batch, 8 KiB here), so the
+  // fetcher never ran ahead by more: 2 MB were there to take.
+  EXPECT_LE(MetricValue(broker_->http_port(), bytes_out),
+            static_cast<int64_t>(kBuffered + kFetch + (16 << 10)));
+  std::vector<ConsumerRecord> got = PollN(*consumer, kRecords);
+  ASSERT_EQ(got.size(), static_cast<size_t>(kRecords));
+  for (int i = 0; i < kRecords; ++i) {
+    ASSERT_EQ(got[i].offset, i);
+    ASSERT_TRUE(got[i].value.has_value());
+    ASSERT_TRUE(got[i].value->starts_with(absl::StrCat(i, ":")));
+  }
+}
+
+TEST_F(ClientE2eTest, AcksNoneRecordsAreWrittenWithoutOffsets) {
+  CreateTopic("acks-none", 1);
+  constexpr int kRecords = 100;
+  {
+    auto producer = Producer::Create(Producing(Acks::kNone)).value();
+    std::vector<std::future<absl::StatusOr<RecordMetadata>>> futures;
+    for (int i = 0; i < kRecords; ++i) {
+      futures.push_back(
+          producer->Send({.topic = "acks-none", .value = absl::StrCat(i)}));
+    }
+    for (auto& f : futures) {
+      absl::StatusOr<RecordMetadata> md = f.get();
+      ASSERT_THAT(md, IsOk());
+      EXPECT_EQ(md->offset, -1);  // the broker reports no offsets
+      EXPECT_EQ(md->partition, 0);
+    }
+  }
+  auto consumer = MakeConsumer();
+  RUNNEL_ASSERT_OK(consumer->Assign({{"acks-none", 0}}));
+  RUNNEL_ASSERT_OK(consumer->SeekToBeginning({{"acks-none", 0}}));
+  std::vector<ConsumerRecord> got = PollN(*consumer, kRecords);
+  ASSERT_EQ(got.size(), static_cast<size_t>(kRecords));
+  for (int i = 0; i < kRecords; ++i) {
+    EXPECT_EQ(got[i].offset, i);
+    EXPECT_EQ(got[i].value, absl::StrCat(i));
+  }
+}
+
 TEST_F(ClientE2eTest, AdminManagesTopicLifecycle) {
   auto admin = Admin::Create({Address()}).value();
   RUNNEL_ASSERT_OK(
@@ -972,6 +1132,153 @@ TEST_F(ClientRestartTest, IdempotentProducerWritesOnceAcrossBrokerSigkill) {
   }
   producer.reset();
   ExpectEachRecordOnceInOrder(broker->address(), "killed", kRecords);
+}
+
+// Connection reuse: a producer's metadata look-ups and its many produce
+// requests share one connection to the broker.
+TEST_F(ClientRestartTest, ProducerUsesOneConnectionToItsBroker) {
+  auto broker = StartBroker(dir_.Sub("data"));
+  ASSERT_EQ(ConnectionsTo(broker->grpc_port()), 0);
+  {
+    auto admin = Admin::Create({broker->address()}).value();
+    RUNNEL_ASSERT_OK(admin->CreateTopic({"reused", 4}));
+  }
+  // The admin client's connection is gone once it is.
+  ASSERT_TRUE(WaitFor([&] { return ConnectionsTo(broker->grpc_port()) == 0; },
+                      std::chrono::seconds(20)));
+  ProducerOptions o;
+  o.bootstrap = broker->address();
+  o.linger_ms = 0;
+  auto producer = Producer::Create(o).value();
+  for (int i = 0; i < 50; ++i) {
+    // One request at a time, to every partition in turn.
+    ASSERT_THAT(producer
+                    ->Send({.topic = "reused",
+                            .partition = i % 4,
+                            .value = absl::StrCat(i)})
+                    .get(),
+                IsOk());
+    ASSERT_THAT(producer->PartitionCount("reused"), IsOk());
+  }
+  EXPECT_EQ(ConnectionsTo(broker->grpc_port()), 1);
+}
+
+// SIGTERM while a producer sends with acks=all: the broker finishes what it
+// has, exits 0 after a clean shutdown; the producer retries across the
+// restart; every record is there once, in order, where it was acknowledged.
+TEST_F(ClientRestartTest, SigtermUnderLoadKeepsEveryAcknowledgedRecordOnce) {
+  constexpr int kMaxRecords = 200000;
+  auto broker = StartBroker(dir_.Sub("data"));
+  {
+    auto admin = Admin::Create({broker->address()}).value();
+    RUNNEL_ASSERT_OK(admin->CreateTopic({"under-load", 1}));
+  }
+  ProducerOptions o;
+  o.bootstrap = broker->address();
+  o.acks = Acks::kAll;
+  o.linger_ms = 0;
+  o.batch_size = 2048;
+  o.retry_backoff_ms = 20;
+  o.delivery_timeout_ms = 60000;
+  auto producer = Producer::Create(o).value();
+  std::vector<int64_t> offsets(kMaxRecords, -2);
+  // At most kWindow records unacknowledged: so records are in flight when
+  // the broker stops, and the sender waits while it is down.
+  constexpr int kWindow = 1000;
+  absl::Mutex mu;
+  int sent = 0, acked = 0, failed = 0;
+  bool stop = false;
+  std::thread sender([&] {
+    for (int i = 0; i < kMaxRecords; ++i) {
+      {
+        absl::MutexLock lock(&mu);
+        struct Window {
+          const bool* stop;
+          const int* acked;
+          int next;
+        } w{&stop, &acked, i};
+        mu.Await(absl::Condition(
+            +[](Window* w) {
+              return *w->stop || w->next < *w->acked + kWindow;
+            },
+            &w));
+        if (stop) return;
+      }
+      absl::Status s =
+          producer->Send({.topic = "under-load", .value = absl::StrCat("v", i)},
+                         [&, i](const absl::StatusOr<RecordMetadata>& md) {
+                           absl::MutexLock lock(&mu);
+                           if (md.ok()) {
+                             offsets[i] = md->offset;
+                             ++acked;
+                           } else {
+                             ++failed;
+                           }
+                         });
+      absl::MutexLock lock(&mu);
+      if (!s.ok()) ++failed;
+      ++sent;
+    }
+  });
+  // Joins the sender however the test ends.
+  auto join = absl::MakeCleanup([&] {
+    {
+      absl::MutexLock lock(&mu);
+      stop = true;
+    }
+    sender.join();
+  });
+  auto count = [&](const int& n) {
+    absl::MutexLock lock(&mu);
+    return n;
+  };
+  ASSERT_TRUE(
+      WaitFor([&] { return count(acked) >= 300; }, std::chrono::seconds(30)));
+  absl::StatusOr<int> code = broker->Stop();
+  ASSERT_THAT(code, IsOk());
+  EXPECT_EQ(*code, 0);
+  EXPECT_THAT(broker->StderrTail(), HasSubstr("stopped cleanly"));
+  // The window fills up while the broker is down: those records are
+  // acknowledged only after the restart, by retries.
+  const int acked_at_stop = count(acked);
+  ASSERT_TRUE(WaitFor([&] { return count(sent) >= acked_at_stop + kWindow; },
+                      std::chrono::seconds(30)));
+  EXPECT_EQ(count(acked), acked_at_stop);
+  RUNNEL_ASSERT_OK(broker->Restart());
+  EXPECT_THAT(broker->StderrTail(), HasSubstr("after a clean shutdown"));
+  std::move(join).Invoke();
+  ASSERT_TRUE(producer->Flush(absl::Seconds(60)));
+  const int total = count(sent);
+  EXPECT_EQ(count(failed), 0);
+  EXPECT_EQ(count(acked), total);
+  EXPECT_GT(total, acked_at_stop + kWindow - 1);
+  producer.reset();
+
+  ConsumerOptions co;
+  co.bootstrap = broker->address();
+  co.auto_offset_reset = OffsetReset::kEarliest;
+  auto consumer = Consumer::Create(co).value();
+  RUNNEL_ASSERT_OK(consumer->Assign({{"under-load", 0}}));
+  std::vector<ConsumerRecord> got;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (got.size() < static_cast<size_t>(total) &&
+         std::chrono::steady_clock::now() < deadline) {
+    auto records = consumer->Poll(absl::Milliseconds(200));
+    ASSERT_THAT(records, IsOk());
+    for (auto& r : *records) got.push_back(std::move(r));
+  }
+  // Exactly once and in order: value i at offset i, which is where it was
+  // acknowledged.
+  ASSERT_EQ(got.size(), static_cast<size_t>(total));
+  for (int i = 0; i < total; ++i) {
+    ASSERT_EQ(got[i].offset, i);
+    ASSERT_EQ(got[i].value, absl::StrCat("v", i));
+    ASSERT_EQ(offsets[i], i);
+  }
+  auto ends = consumer->EndOffsets({{"under-load", 0}});
+  ASSERT_THAT(ends, IsOk());
+  EXPECT_EQ(ends->at({"under-load", 0}), total);
 }
 
 TEST_F(ClientRestartTest, SigtermRestartKeepsTopicsAndData) {

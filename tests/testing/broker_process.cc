@@ -1,9 +1,12 @@
 #include "tests/testing/broker_process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -67,6 +70,29 @@ bool TestFailed() {
 }
 
 }  // namespace
+
+std::string HttpGet(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    std::string request = absl::StrCat("GET ", path,
+                                       " HTTP/1.1\r\nHost: localhost\r\n"
+                                       "Connection: close\r\n\r\n");
+    if (::write(fd, request.data(), request.size()) ==
+        static_cast<ssize_t>(request.size())) {
+      char buf[65536];
+      ssize_t n;
+      while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
+    }
+  }
+  ::close(fd);
+  return out;
+}
 
 std::string DefaultBrokerBinary() {
   const char* env = std::getenv("RUNNEL_BROKER_BINARY");
@@ -220,13 +246,14 @@ absl::StatusOr<int> BrokerProcess::WaitExit(std::chrono::milliseconds timeout) {
   return ExitCode(wstatus);
 }
 
-absl::StatusOr<int> BrokerProcess::Stop(std::chrono::milliseconds timeout) {
+absl::StatusOr<int> BrokerProcess::Stop(std::chrono::milliseconds timeout,
+                                        int signo) {
   if (pid_ <= 0) return absl::FailedPreconditionError("broker is not running");
   RUNNEL_RETURN_IF_ERROR(CheckAlive());
-  ::kill(pid_, SIGTERM);
+  ::kill(pid_, signo);
   absl::StatusOr<int> code = WaitExit(timeout);
   if (!code.ok()) {
-    PrintStderrTail("it did not stop after SIGTERM");
+    PrintStderrTail(absl::StrCat("it did not stop after signal ", signo));
     Kill().IgnoreError();  // reporting the timeout instead
   } else if (*code != 0) {
     PrintStderrTail(absl::StrCat("it stopped with ", DescribeExit(*code)));

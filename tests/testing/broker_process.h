@@ -1,5 +1,7 @@
 #pragma once
 
+#include <signal.h>
+
 // Starts the real runnel-broker binary as a child process for end-to-end
 // tests: free loopback ports picked by the broker itself (--listen
 // 127.0.0.1:0), a data directory the test owns, readiness taken from the
@@ -29,6 +31,11 @@
 namespace runnel::testing {
 
 // <build>/broker/runnel-broker, or $RUNNEL_BROKER_BINARY when set.
+// GET http://127.0.0.1:port/path (e.g. a broker's http_port()) with a plain
+// socket; returns the whole response (status line, headers, body) or "" on
+// error.
+std::string HttpGet(int port, const std::string& path);
+
 std::string DefaultBrokerBinary();
 
 struct BrokerProcessOptions {
@@ -72,8 +79,10 @@ class BrokerProcess {
   // prints the stderr tail). kDeadlineExceeded (and the process is
   // SIGKILLed) if it did not exit in time; kInternal if it had already
   // exited on its own before the SIGTERM (it died during the test).
+  // `signo` may be SIGINT instead.
   absl::StatusOr<int> Stop(
-      std::chrono::milliseconds timeout = std::chrono::milliseconds(30000));
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(30000),
+      int signo = SIGTERM);
   // SIGKILL and reap. OK if not running; kInternal if it had already exited
   // on its own before the SIGKILL (it died during the test).
   absl::Status Kill();
