@@ -5,16 +5,27 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -65,14 +76,16 @@ CliResult RunCli(const ScopedTempDir& tmp, const std::string& address,
 }
 
 // `runnel --bootstrap ADDRESS ARGS` running in the background, its stderr
-// in `err_path`. The destructor SIGKILLs it if it still runs.
+// in `err_path` and its stdout in `out_path`. The destructor SIGKILLs it if
+// it still runs.
 class BackgroundCli {
  public:
   BackgroundCli(const std::string& address, const std::string& args,
-                const std::string& err_path) {
+                const std::string& err_path,
+                const std::string& out_path = "/dev/null") {
     const std::string cmd =
         absl::StrCat("exec ", RUNNEL_CLI_BINARY_PATH, " --bootstrap ", address,
-                     " ", args, " </dev/null >/dev/null 2>", err_path);
+                     " ", args, " </dev/null >", out_path, " 2>", err_path);
     pid_ = ::fork();
     if (pid_ == 0) {
       ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
@@ -88,6 +101,10 @@ class BackgroundCli {
   }
 
   bool started() const { return pid_ > 0; }
+  // Sends signal `sig` to the process while it runs.
+  void Signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
   // Its exit code (128 + signal if killed) once it exits, or nullopt if it
   // still runs after `deadline`.
   std::optional<int> WaitExit(std::chrono::milliseconds deadline) {
@@ -259,6 +276,60 @@ TEST_F(CliE2eTest, BadInputGivesNonZeroExitAndStderrMessage) {
   CliResult out_of_range = Run("consume small --offset 100");
   EXPECT_EQ(out_of_range.exit_code, 1);
   EXPECT_THAT(out_of_range.err, HasSubstr("out of range"));
+}
+
+// --follow keeps printing records produced after it reached the end, until
+// a signal ends it. It installs no handler: SIGTERM and SIGINT end it with
+// the default action (the shell reports 128 + the signal), after what it
+// printed so far was flushed (it flushes after every poll).
+TEST_F(CliE2eTest, ConsumeFollowPrintsNewRecordsUntilASignal) {
+  ASSERT_EQ(Run("topic create follow --partitions 1").exit_code, 0);
+  ASSERT_EQ(Run("produce follow", "a\nb\n").exit_code, 0);
+  std::string expected = "a\nb\n";
+  for (int sig : {SIGTERM, SIGINT}) {
+    SCOPED_TRACE(absl::StrCat("signal ", sig));
+    const std::string out_path = tmp_.Sub(absl::StrCat("follow", sig));
+    const std::string err_path = out_path + ".err";
+    BackgroundCli follow(broker_->address(),
+                         "consume follow --from-beginning --follow", err_path,
+                         out_path);
+    ASSERT_TRUE(follow.started());
+    ASSERT_TRUE(WaitFor([&] { return ReadFile(out_path) == expected; },
+                        std::chrono::seconds(30)))
+        << ReadFile(out_path) << ReadFile(err_path);
+    const std::string more = absl::StrCat("more", sig, "\nlast", sig, "\n");
+    ASSERT_EQ(Run("produce follow", more).exit_code, 0);
+    expected += more;
+    ASSERT_TRUE(WaitFor([&] { return ReadFile(out_path) == expected; },
+                        std::chrono::seconds(30)))
+        << ReadFile(out_path) << ReadFile(err_path);
+    follow.Signal(sig);
+    std::optional<int> code = follow.WaitExit(std::chrono::seconds(30));
+    ASSERT_TRUE(code.has_value()) << "still running after the signal";
+    EXPECT_EQ(*code, 128 + sig) << ReadFile(err_path);
+    EXPECT_EQ(ReadFile(out_path), expected);
+  }
+}
+
+TEST_F(CliE2eTest, ConsumeFollowExitsAfterMaxMessages) {
+  ASSERT_EQ(Run("topic create follow-max --partitions 1").exit_code, 0);
+  ASSERT_EQ(Run("produce follow-max", "a\nb\n").exit_code, 0);
+  const std::string out_path = tmp_.Sub("follow.out");
+  const std::string err_path = tmp_.Sub("follow.err");
+  BackgroundCli follow(
+      broker_->address(),
+      "consume follow-max --from-beginning --follow --max-messages 3", err_path,
+      out_path);
+  ASSERT_TRUE(follow.started());
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(out_path) == "a\nb\n"; },
+                      std::chrono::seconds(30)))
+      << ReadFile(out_path) << ReadFile(err_path);
+  EXPECT_FALSE(follow.WaitExit(std::chrono::milliseconds(0)).has_value());
+  ASSERT_EQ(Run("produce follow-max", "c\nd\n").exit_code, 0);
+  std::optional<int> code = follow.WaitExit(std::chrono::seconds(30));
+  ASSERT_TRUE(code.has_value()) << "still running after 3 records";
+  EXPECT_EQ(*code, 0) << ReadFile(err_path);
+  EXPECT_EQ(ReadFile(out_path), "a\nb\nc\n");
 }
 
 // The number of field `name` in a bench's --json summary.
