@@ -133,6 +133,53 @@ bool ShowsProgress(const std::string& err, const std::string& label) {
   return false;
 }
 
+// One line of `consume --json`; key, value and headers as their JSON text.
+struct JsonRecord {
+  int32_t partition = -1;
+  int64_t offset = -1;
+  int64_t timestamp = -1;
+  std::string key;
+  std::string value;
+  std::string headers;
+};
+
+// The JSON text of field `name` of a `consume --json` line, up to the field
+// `next` (the fields come in a fixed order) or the closing brace.
+std::string FieldText(const std::string& line, const std::string& name,
+                      const std::string& next) {
+  const std::string from = absl::StrCat("\"", name, "\":");
+  const size_t at = line.find(from);
+  if (at == std::string::npos) return "";
+  const size_t begin = at + from.size();
+  const size_t end = next.empty()
+                         ? line.rfind('}')
+                         : line.find(absl::StrCat(",\"", next, "\":"), begin);
+  if (end == std::string::npos || end < begin) return "";
+  return line.substr(begin, end - begin);
+}
+
+std::vector<JsonRecord> ParseRecords(const std::string& out) {
+  std::vector<JsonRecord> records;
+  for (absl::string_view view : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
+    const std::string line(view);
+    JsonRecord r;
+    EXPECT_TRUE(
+        absl::SimpleAtoi(FieldText(line, "partition", "offset"), &r.partition))
+        << line;
+    EXPECT_TRUE(
+        absl::SimpleAtoi(FieldText(line, "offset", "timestamp"), &r.offset))
+        << line;
+    EXPECT_TRUE(
+        absl::SimpleAtoi(FieldText(line, "timestamp", "key"), &r.timestamp))
+        << line;
+    r.key = FieldText(line, "key", "value");
+    r.value = FieldText(line, "value", "headers");
+    r.headers = FieldText(line, "headers", "");
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
 class CliE2eTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -330,6 +377,216 @@ TEST_F(CliE2eTest, ConsumeFollowExitsAfterMaxMessages) {
   ASSERT_TRUE(code.has_value()) << "still running after 3 records";
   EXPECT_EQ(*code, 0) << ReadFile(err_path);
   EXPECT_EQ(ReadFile(out_path), "a\nb\nc\n");
+}
+
+int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+// The values of `records` with a timestamp at or after `t_ms`, sorted.
+std::vector<std::string> ValuesFrom(const std::vector<JsonRecord>& records,
+                                    int64_t t_ms) {
+  std::vector<std::string> values;
+  for (const JsonRecord& r : records) {
+    if (r.timestamp >= t_ms) values.push_back(r.value);
+  }
+  std::sort(values.begin(), values.end());
+  return values;
+}
+
+TEST_F(CliE2eTest, FromTimeStartsAtTheFirstRecordAtOrAfterTheTime) {
+  ASSERT_EQ(Run("topic create timed --partitions 2").exit_code, 0);
+  std::string group_a, group_b;
+  for (int i = 0; i < 6; ++i) {
+    absl::StrAppend(&group_a, "k", i, ":a", i, "\n");
+    absl::StrAppend(&group_b, "k", i, ":b", i, "\n");
+  }
+  ASSERT_EQ(Run("produce timed --key-separator :", group_a).exit_code, 0);
+  std::vector<JsonRecord> a =
+      ParseRecords(Run("consume timed --from-beginning --json").out);
+  ASSERT_EQ(a.size(), 6u);
+  int64_t a_max = 0;
+  for (const JsonRecord& r : a) a_max = std::max(a_max, r.timestamp);
+  // Group B is stamped (by the producer's clock) after all of group A.
+  ASSERT_TRUE(
+      WaitFor([&] { return NowMs() > a_max; }, std::chrono::seconds(10)));
+  ASSERT_EQ(Run("produce timed --key-separator :", group_b).exit_code, 0);
+  std::vector<JsonRecord> all =
+      ParseRecords(Run("consume timed --from-beginning --json").out);
+  ASSERT_EQ(all.size(), 12u);
+  int64_t b_min = std::numeric_limits<int64_t>::max(), all_max = 0;
+  for (const JsonRecord& r : all) {
+    if (absl::StartsWith(r.value, "\"b")) b_min = std::min(b_min, r.timestamp);
+    all_max = std::max(all_max, r.timestamp);
+  }
+  ASSERT_GT(b_min, a_max);
+  const std::vector<std::string> b = ValuesFrom(all, a_max + 1);
+  ASSERT_EQ(b, ValuesFrom(all, b_min));
+  ASSERT_EQ(b.size(), 6u);
+  for (const std::string& value : b) EXPECT_THAT(value, StartsWith("\"b"));
+
+  auto consumed_from = [&](const std::string& t) {
+    CliResult r = Run("consume timed --json --from-time " + t);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return ValuesFrom(ParseRecords(r.out), 0);
+  };
+  const absl::Time b_start = absl::FromUnixMillis(b_min);
+  const std::string iso_utc =
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", b_start, absl::UTCTimeZone());
+  const std::string iso_plus_two = absl::FormatTime(
+      "%Y-%m-%dT%H:%M:%E3S%Ez", b_start, absl::FixedTimeZone(2 * 3600));
+  ASSERT_THAT(iso_plus_two, ::testing::EndsWith("+02:00"));
+  for (const std::string& t :
+       {absl::StrCat(a_max + 1), absl::StrCat(b_min), iso_utc, iso_plus_two}) {
+    SCOPED_TRACE(t);
+    EXPECT_EQ(consumed_from(t), b);
+  }
+  // At A's last timestamp: A's records of that millisecond, then all of B.
+  EXPECT_EQ(consumed_from(absl::StrCat(a_max)), ValuesFrom(all, a_max));
+  EXPECT_THAT(consumed_from(absl::StrCat(all_max + 1)), ::testing::IsEmpty());
+}
+
+TEST_F(CliE2eTest, EveryCompressionCodecRoundTripsThroughTheCli) {
+  constexpr int kRecords = 20;
+  std::string input;
+  for (int i = 0; i < kRecords; ++i) {
+    absl::StrAppend(&input, "key-", i, ":value-", i, "-", std::string(64, 'x'),
+                    "\n");
+  }
+  for (const std::string codec : {"none", "gzip", "snappy", "lz4", "zstd"}) {
+    SCOPED_TRACE(codec);
+    const std::string topic = "codec-" + codec;
+    ASSERT_EQ(Run("topic create " + topic + " --partitions 1").exit_code, 0);
+    CliResult produced =
+        Run("produce " + topic + " --key-separator : --header codec=" + codec +
+                " --header bare --compression " + codec,
+            input);
+    ASSERT_EQ(produced.exit_code, 0) << produced.err;
+    CliResult consumed = Run("consume " + topic + " --from-beginning --json");
+    ASSERT_EQ(consumed.exit_code, 0) << consumed.err;
+    std::vector<JsonRecord> records = ParseRecords(consumed.out);
+    ASSERT_EQ(records.size(), static_cast<size_t>(kRecords)) << consumed.out;
+    for (int i = 0; i < kRecords; ++i) {
+      EXPECT_EQ(records[i].offset, i);
+      EXPECT_EQ(records[i].key, absl::StrCat("\"key-", i, "\""));
+      EXPECT_EQ(records[i].value,
+                absl::StrCat("\"value-", i, "-", std::string(64, 'x'), "\""));
+      EXPECT_EQ(records[i].headers,
+                absl::StrCat("[{\"key\":\"codec\",\"value\":\"", codec,
+                             "\"},{\"key\":\"bare\",\"value\":null}]"));
+    }
+    // Every batch on disk carries the codec asked for.
+    CliResult dumped = Run(absl::StrCat("dump-log --json ", broker_->data_dir(),
+                                        "/", topic, "-0"));
+    ASSERT_EQ(dumped.exit_code, 0) << dumped.err;
+    const std::vector<std::string> batches =
+        absl::StrSplit(dumped.out, '\n', [](absl::string_view line) {
+          return absl::StrContains(line, "\"type\":\"batch\"");
+        });
+    ASSERT_FALSE(batches.empty()) << dumped.out;
+    for (const std::string& batch : batches) {
+      EXPECT_THAT(batch, HasSubstr("\"compression\":\"" + codec + "\""));
+    }
+  }
+}
+
+TEST_F(CliE2eTest, PrintOffsetsFollowInputOrderAcrossPartitions) {
+  ASSERT_EQ(Run("topic create spread --partitions 4").exit_code, 0);
+  constexpr int kLines = 200;
+  std::string input;
+  for (int i = 0; i < kLines; ++i) {
+    absl::StrAppend(&input, "key-", i, ":value-", i, "\n");
+  }
+  // Small batches without linger: many requests, acknowledged out of order
+  // across partitions.
+  CliResult produced =
+      Run("produce spread --key-separator : --print-offsets --batch-size 256 "
+          "--linger-ms 0",
+          input);
+  ASSERT_EQ(produced.exit_code, 0) << produced.err;
+  const std::vector<std::string> lines =
+      absl::StrSplit(produced.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kLines));
+
+  CliResult consumed = Run("consume spread --from-beginning --json");
+  ASSERT_EQ(consumed.exit_code, 0) << consumed.err;
+  const std::vector<JsonRecord> records = ParseRecords(consumed.out);
+  ASSERT_EQ(records.size(), static_cast<size_t>(kLines));
+  std::map<std::pair<int32_t, int64_t>, const JsonRecord*> at;
+  for (const JsonRecord& r : records) at[{r.partition, r.offset}] = &r;
+  std::set<int32_t> partitions;
+  for (int i = 0; i < kLines; ++i) {
+    SCOPED_TRACE(absl::StrCat("line ", i, ": ", lines[i]));
+    const std::vector<std::string> fields = absl::StrSplit(lines[i], '\t');
+    ASSERT_EQ(fields.size(), 2u);
+    std::pair<int32_t, int64_t> where;
+    ASSERT_TRUE(absl::SimpleAtoi(fields[0], &where.first));
+    ASSERT_TRUE(absl::SimpleAtoi(fields[1], &where.second));
+    partitions.insert(where.first);
+    auto it = at.find(where);
+    ASSERT_NE(it, at.end());
+    EXPECT_EQ(it->second->key, absl::StrCat("\"key-", i, "\""));
+    EXPECT_EQ(it->second->value, absl::StrCat("\"value-", i, "\""));
+  }
+  EXPECT_GT(partitions.size(), 1u);
+}
+
+TEST_F(CliE2eTest, AcksLeaderAndNoneDeliverTheRecords) {
+  ASSERT_EQ(Run("topic create acks --partitions 1").exit_code, 0);
+  CliResult leader =
+      Run("produce acks --acks leader --print-offsets", "l0\nl1\nl2\n");
+  ASSERT_EQ(leader.exit_code, 0) << leader.err;
+  EXPECT_EQ(leader.out, "0\t0\n0\t1\n0\t2\n");
+  EXPECT_EQ(Run("consume acks --from-beginning").out, "l0\nl1\nl2\n");
+
+  // acks=none: the broker reports no offsets, so -1 is printed for each.
+  CliResult none =
+      Run("produce acks --acks none --print-offsets", "n0\nn1\nn2\n");
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_EQ(none.out, "0\t-1\n0\t-1\n0\t-1\n");
+  // Nothing waited for the broker's append: wait until it is readable.
+  const std::string expected = "l0\nl1\nl2\nn0\nn1\nn2\n";
+  std::string seen;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        seen = Run("consume acks --from-beginning").out;
+        return seen == expected;
+      },
+      std::chrono::seconds(30)))
+      << seen;
+}
+
+TEST_F(CliE2eTest, DescribeShowsLogStartAndHighWatermark) {
+  ASSERT_EQ(Run("topic create described --partitions 2").exit_code, 0);
+  ASSERT_EQ(Run("produce described --partition 0", "a\nb\nc\n").exit_code, 0);
+  ASSERT_EQ(Run("produce described --partition 1", "d\ne\nf\ng\nh\n").exit_code,
+            0);
+  CliResult text = Run("topic describe described");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_THAT(text.out, HasSubstr("\tPartition: 0\t"));
+  EXPECT_THAT(text.out,
+              HasSubstr("\tLogStart: 0\tHighWatermark: 3\tLogEnd: 3\n"));
+  EXPECT_THAT(text.out,
+              HasSubstr("\tLogStart: 0\tHighWatermark: 5\tLogEnd: 5\n"));
+  const std::vector<std::string> lines =
+      absl::StrSplit(text.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << text.out;
+  EXPECT_THAT(lines[1], HasSubstr("Partition: 0\t"));
+  EXPECT_THAT(lines[1], HasSubstr("HighWatermark: 3\t"));
+  EXPECT_THAT(lines[2], HasSubstr("Partition: 1\t"));
+  EXPECT_THAT(lines[2], HasSubstr("HighWatermark: 5\t"));
+
+  CliResult json = Run("topic describe described --json");
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  for (const auto& [partition, end] : {std::pair{0, 3}, std::pair{1, 5}}) {
+    const size_t at =
+        json.out.find(absl::StrCat("{\"partition\":", partition, ","));
+    ASSERT_NE(at, std::string::npos) << json.out;
+    const std::string object = json.out.substr(at, json.out.find('}', at) - at);
+    EXPECT_THAT(object, HasSubstr("\"log_start_offset\":0,"));
+    EXPECT_THAT(object,
+                HasSubstr(absl::StrCat("\"high_watermark\":", end, ",")));
+    EXPECT_THAT(object,
+                HasSubstr(absl::StrCat("\"log_end_offset\":", end, ",")));
+  }
 }
 
 // The number of field `name` in a bench's --json summary.
