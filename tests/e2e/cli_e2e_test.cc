@@ -603,41 +603,78 @@ double SummarySeconds(const std::string& json) {
   return SummaryNumber(json, "seconds");
 }
 
+// Checks every field of a bench's --json summary: `records` records of
+// `bytes` bytes, throughput consistent with them, latency percentiles in
+// order.
+void ExpectBenchSummary(const std::string& json, uint64_t records,
+                        uint64_t bytes) {
+  SCOPED_TRACE(json);
+  for (const char* field :
+       {"\"records\":", "\"bytes\":", "\"seconds\":", "\"records_per_sec\":",
+        "\"mb_per_sec\":", "\"p50_ms\":", "\"p99_ms\":", "\"p999_ms\":",
+        "\"max_ms\":"}) {
+    EXPECT_THAT(json, HasSubstr(field));
+  }
+  EXPECT_EQ(SummaryNumber(json, "records"), records);
+  EXPECT_EQ(SummaryNumber(json, "bytes"), bytes);
+  const double seconds = SummarySeconds(json);
+  ASSERT_GT(seconds, 0);
+  const double rps = static_cast<double>(records) / seconds;
+  EXPECT_NEAR(SummaryNumber(json, "records_per_sec"), rps, rps * 1e-6);
+  const double mbps = static_cast<double>(bytes) / 1e6 / seconds;
+  EXPECT_NEAR(SummaryNumber(json, "mb_per_sec"), mbps, mbps * 1e-6);
+  // The percentiles come from the histogram's shards summed: in order, and
+  // none above the slowest record.
+  EXPECT_GT(SummaryNumber(json, "max_ms"), 0);
+  EXPECT_GE(SummaryNumber(json, "p50_ms"), 0);
+  EXPECT_LE(SummaryNumber(json, "p50_ms"), SummaryNumber(json, "p99_ms"));
+  EXPECT_LE(SummaryNumber(json, "p99_ms"), SummaryNumber(json, "p999_ms"));
+  // Percentiles report a bucket's midpoint: within 1.6 % of the true value.
+  EXPECT_LE(SummaryNumber(json, "p999_ms"),
+            SummaryNumber(json, "max_ms") * 1.02);
+}
+
 TEST_F(CliE2eTest, BenchReportsJsonSummary) {
   ASSERT_EQ(Run("topic create bench --partitions 1").exit_code, 0);
   CliResult produce =
       Run("bench produce --topic bench --records 2000 --record-size 100 "
           "--acks leader --json");
   ASSERT_EQ(produce.exit_code, 0) << produce.err;
-  for (const char* field :
-       {"\"records\":2000", "\"bytes\":200000",
-        "\"seconds\":", "\"records_per_sec\":", "\"mb_per_sec\":",
-        "\"p50_ms\":", "\"p99_ms\":", "\"p999_ms\":", "\"max_ms\":"}) {
-    EXPECT_THAT(produce.out, HasSubstr(field));
-  }
-  // The percentiles come from the histogram's shards summed: in order, and
-  // none above the slowest record.
-  EXPECT_GT(SummaryNumber(produce.out, "max_ms"), 0);
-  EXPECT_LE(SummaryNumber(produce.out, "p50_ms"),
-            SummaryNumber(produce.out, "p99_ms"));
-  EXPECT_LE(SummaryNumber(produce.out, "p99_ms"),
-            SummaryNumber(produce.out, "p999_ms"));
-  // Percentiles report a bucket's midpoint: within 1.6 % of the true value.
-  EXPECT_LE(SummaryNumber(produce.out, "p999_ms"),
-            SummaryNumber(produce.out, "max_ms") * 1.02);
+  EXPECT_THAT(produce.out, StartsWith("{\"bench\":\"produce\","));
+  ExpectBenchSummary(produce.out, 2000, 200000);
   CliResult consume = Run("bench consume --topic bench --json");
   ASSERT_EQ(consume.exit_code, 0) << consume.err;
-  EXPECT_THAT(consume.out, HasSubstr("\"records\":2000"));
+  EXPECT_THAT(consume.out, StartsWith("{\"bench\":\"consume\","));
+  // Values only: the bench's records have no key.
+  ExpectBenchSummary(consume.out, 2000, 200000);
   CliResult e2e =
-      Run("bench e2e --topic bench --records 500 --rate 5000 --json");
+      Run("bench e2e --topic bench --records 500 --record-size 64 --rate 5000 "
+          "--json");
   ASSERT_EQ(e2e.exit_code, 0) << e2e.err;
-  EXPECT_THAT(e2e.out, HasSubstr("\"records\":500"));
+  EXPECT_THAT(e2e.out, StartsWith("{\"bench\":\"e2e\","));
+  ExpectBenchSummary(e2e.out, 500, 500 * 64);
   // e2e also reports send -> acknowledgement next to send -> receipt.
   for (const char* field : {"\"ack_p50_ms\":", "\"ack_p99_ms\":",
                             "\"ack_p999_ms\":", "\"ack_max_ms\":"}) {
     EXPECT_THAT(e2e.out, HasSubstr(field));
   }
+  EXPECT_GT(SummaryNumber(e2e.out, "ack_max_ms"), 0);
   EXPECT_THAT(produce.out, Not(HasSubstr("ack_p50_ms")));
+  EXPECT_THAT(consume.out, Not(HasSubstr("ack_p50_ms")));
+}
+
+// The 1 s progress ticker reports acknowledged records on stderr while the
+// bench runs; --rate makes the run outlast the first tick (30 records at
+// 20/s: the last is due at 1.45 s).
+TEST_F(CliE2eTest, BenchProduceShowsProgressOnStderr) {
+  ASSERT_EQ(Run("topic create ticking --partitions 1").exit_code, 0);
+  CliResult r = Run(
+      "bench produce --topic ticking --records 30 --record-size 10 --rate 20 "
+      "--json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(ShowsProgress(r.err, "bench produce acked")) << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("bench produce acked")));
+  EXPECT_EQ(SummaryNumber(r.out, "records"), 30);
 }
 
 // Every acknowledged record of every producer thread is counted (a shared
