@@ -88,6 +88,14 @@ class BackgroundCli {
                      " ", args, " </dev/null >", out_path, " 2>", err_path);
     pid_ = ::fork();
     if (pid_ == 0) {
+      // Default signal handling, whatever the test inherited: a test run
+      // that a non-interactive shell started in the background has SIGINT
+      // ignored, which exec would pass on to the CLI.
+      ::signal(SIGINT, SIG_DFL);
+      ::signal(SIGTERM, SIG_DFL);
+      sigset_t none;
+      ::sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
       ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
       ::_exit(127);
     }
