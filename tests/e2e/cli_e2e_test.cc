@@ -5,16 +5,27 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -65,16 +76,26 @@ CliResult RunCli(const ScopedTempDir& tmp, const std::string& address,
 }
 
 // `runnel --bootstrap ADDRESS ARGS` running in the background, its stderr
-// in `err_path`. The destructor SIGKILLs it if it still runs.
+// in `err_path` and its stdout in `out_path`. The destructor SIGKILLs it if
+// it still runs.
 class BackgroundCli {
  public:
   BackgroundCli(const std::string& address, const std::string& args,
-                const std::string& err_path) {
+                const std::string& err_path,
+                const std::string& out_path = "/dev/null") {
     const std::string cmd =
         absl::StrCat("exec ", RUNNEL_CLI_BINARY_PATH, " --bootstrap ", address,
-                     " ", args, " </dev/null >/dev/null 2>", err_path);
+                     " ", args, " </dev/null >", out_path, " 2>", err_path);
     pid_ = ::fork();
     if (pid_ == 0) {
+      // Default signal handling, whatever the test inherited: a test run
+      // that a non-interactive shell started in the background has SIGINT
+      // ignored, which exec would pass on to the CLI.
+      ::signal(SIGINT, SIG_DFL);
+      ::signal(SIGTERM, SIG_DFL);
+      sigset_t none;
+      ::sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
       ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
       ::_exit(127);
     }
@@ -88,6 +109,10 @@ class BackgroundCli {
   }
 
   bool started() const { return pid_ > 0; }
+  // Sends signal `sig` to the process while it runs.
+  void Signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
   // Its exit code (128 + signal if killed) once it exits, or nullopt if it
   // still runs after `deadline`.
   std::optional<int> WaitExit(std::chrono::milliseconds deadline) {
@@ -114,6 +139,53 @@ bool ShowsProgress(const std::string& err, const std::string& label) {
     }
   }
   return false;
+}
+
+// One line of `consume --json`; key, value and headers as their JSON text.
+struct JsonRecord {
+  int32_t partition = -1;
+  int64_t offset = -1;
+  int64_t timestamp = -1;
+  std::string key;
+  std::string value;
+  std::string headers;
+};
+
+// The JSON text of field `name` of a `consume --json` line, up to the field
+// `next` (the fields come in a fixed order) or the closing brace.
+std::string FieldText(const std::string& line, const std::string& name,
+                      const std::string& next) {
+  const std::string from = absl::StrCat("\"", name, "\":");
+  const size_t at = line.find(from);
+  if (at == std::string::npos) return "";
+  const size_t begin = at + from.size();
+  const size_t end = next.empty()
+                         ? line.rfind('}')
+                         : line.find(absl::StrCat(",\"", next, "\":"), begin);
+  if (end == std::string::npos || end < begin) return "";
+  return line.substr(begin, end - begin);
+}
+
+std::vector<JsonRecord> ParseRecords(const std::string& out) {
+  std::vector<JsonRecord> records;
+  for (absl::string_view view : absl::StrSplit(out, '\n', absl::SkipEmpty())) {
+    const std::string line(view);
+    JsonRecord r;
+    EXPECT_TRUE(
+        absl::SimpleAtoi(FieldText(line, "partition", "offset"), &r.partition))
+        << line;
+    EXPECT_TRUE(
+        absl::SimpleAtoi(FieldText(line, "offset", "timestamp"), &r.offset))
+        << line;
+    EXPECT_TRUE(
+        absl::SimpleAtoi(FieldText(line, "timestamp", "key"), &r.timestamp))
+        << line;
+    r.key = FieldText(line, "key", "value");
+    r.value = FieldText(line, "value", "headers");
+    r.headers = FieldText(line, "headers", "");
+    records.push_back(std::move(r));
+  }
+  return records;
 }
 
 class CliE2eTest : public ::testing::Test {
@@ -261,6 +333,270 @@ TEST_F(CliE2eTest, BadInputGivesNonZeroExitAndStderrMessage) {
   EXPECT_THAT(out_of_range.err, HasSubstr("out of range"));
 }
 
+// --follow keeps printing records produced after it reached the end, until
+// a signal ends it. It installs no handler: SIGTERM and SIGINT end it with
+// the default action (the shell reports 128 + the signal), after what it
+// printed so far was flushed (it flushes after every poll).
+TEST_F(CliE2eTest, ConsumeFollowPrintsNewRecordsUntilASignal) {
+  ASSERT_EQ(Run("topic create follow --partitions 1").exit_code, 0);
+  ASSERT_EQ(Run("produce follow", "a\nb\n").exit_code, 0);
+  std::string expected = "a\nb\n";
+  for (int sig : {SIGTERM, SIGINT}) {
+    SCOPED_TRACE(absl::StrCat("signal ", sig));
+    const std::string out_path = tmp_.Sub(absl::StrCat("follow", sig));
+    const std::string err_path = out_path + ".err";
+    BackgroundCli follow(broker_->address(),
+                         "consume follow --from-beginning --follow", err_path,
+                         out_path);
+    ASSERT_TRUE(follow.started());
+    ASSERT_TRUE(WaitFor([&] { return ReadFile(out_path) == expected; },
+                        std::chrono::seconds(30)))
+        << ReadFile(out_path) << ReadFile(err_path);
+    const std::string more = absl::StrCat("more", sig, "\nlast", sig, "\n");
+    ASSERT_EQ(Run("produce follow", more).exit_code, 0);
+    expected += more;
+    ASSERT_TRUE(WaitFor([&] { return ReadFile(out_path) == expected; },
+                        std::chrono::seconds(30)))
+        << ReadFile(out_path) << ReadFile(err_path);
+    follow.Signal(sig);
+    std::optional<int> code = follow.WaitExit(std::chrono::seconds(30));
+    ASSERT_TRUE(code.has_value()) << "still running after the signal";
+    EXPECT_EQ(*code, 128 + sig) << ReadFile(err_path);
+    EXPECT_EQ(ReadFile(out_path), expected);
+  }
+}
+
+TEST_F(CliE2eTest, ConsumeFollowExitsAfterMaxMessages) {
+  ASSERT_EQ(Run("topic create follow-max --partitions 1").exit_code, 0);
+  ASSERT_EQ(Run("produce follow-max", "a\nb\n").exit_code, 0);
+  const std::string out_path = tmp_.Sub("follow.out");
+  const std::string err_path = tmp_.Sub("follow.err");
+  BackgroundCli follow(
+      broker_->address(),
+      "consume follow-max --from-beginning --follow --max-messages 3", err_path,
+      out_path);
+  ASSERT_TRUE(follow.started());
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(out_path) == "a\nb\n"; },
+                      std::chrono::seconds(30)))
+      << ReadFile(out_path) << ReadFile(err_path);
+  EXPECT_FALSE(follow.WaitExit(std::chrono::milliseconds(0)).has_value());
+  ASSERT_EQ(Run("produce follow-max", "c\nd\n").exit_code, 0);
+  std::optional<int> code = follow.WaitExit(std::chrono::seconds(30));
+  ASSERT_TRUE(code.has_value()) << "still running after 3 records";
+  EXPECT_EQ(*code, 0) << ReadFile(err_path);
+  EXPECT_EQ(ReadFile(out_path), "a\nb\nc\n");
+}
+
+int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+// The values of `records` with a timestamp at or after `t_ms`, sorted.
+std::vector<std::string> ValuesFrom(const std::vector<JsonRecord>& records,
+                                    int64_t t_ms) {
+  std::vector<std::string> values;
+  for (const JsonRecord& r : records) {
+    if (r.timestamp >= t_ms) values.push_back(r.value);
+  }
+  std::sort(values.begin(), values.end());
+  return values;
+}
+
+TEST_F(CliE2eTest, FromTimeStartsAtTheFirstRecordAtOrAfterTheTime) {
+  ASSERT_EQ(Run("topic create timed --partitions 2").exit_code, 0);
+  std::string group_a, group_b;
+  for (int i = 0; i < 6; ++i) {
+    absl::StrAppend(&group_a, "k", i, ":a", i, "\n");
+    absl::StrAppend(&group_b, "k", i, ":b", i, "\n");
+  }
+  ASSERT_EQ(Run("produce timed --key-separator :", group_a).exit_code, 0);
+  std::vector<JsonRecord> a =
+      ParseRecords(Run("consume timed --from-beginning --json").out);
+  ASSERT_EQ(a.size(), 6u);
+  int64_t a_max = 0;
+  for (const JsonRecord& r : a) a_max = std::max(a_max, r.timestamp);
+  // Group B is stamped (by the producer's clock) after all of group A.
+  ASSERT_TRUE(
+      WaitFor([&] { return NowMs() > a_max; }, std::chrono::seconds(10)));
+  ASSERT_EQ(Run("produce timed --key-separator :", group_b).exit_code, 0);
+  std::vector<JsonRecord> all =
+      ParseRecords(Run("consume timed --from-beginning --json").out);
+  ASSERT_EQ(all.size(), 12u);
+  int64_t b_min = std::numeric_limits<int64_t>::max(), all_max = 0;
+  for (const JsonRecord& r : all) {
+    if (absl::StartsWith(r.value, "\"b")) b_min = std::min(b_min, r.timestamp);
+    all_max = std::max(all_max, r.timestamp);
+  }
+  ASSERT_GT(b_min, a_max);
+  const std::vector<std::string> b = ValuesFrom(all, a_max + 1);
+  ASSERT_EQ(b, ValuesFrom(all, b_min));
+  ASSERT_EQ(b.size(), 6u);
+  for (const std::string& value : b) EXPECT_THAT(value, StartsWith("\"b"));
+
+  auto consumed_from = [&](const std::string& t) {
+    CliResult r = Run("consume timed --json --from-time " + t);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return ValuesFrom(ParseRecords(r.out), 0);
+  };
+  const absl::Time b_start = absl::FromUnixMillis(b_min);
+  const std::string iso_utc =
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", b_start, absl::UTCTimeZone());
+  const std::string iso_plus_two = absl::FormatTime(
+      "%Y-%m-%dT%H:%M:%E3S%Ez", b_start, absl::FixedTimeZone(2 * 3600));
+  ASSERT_THAT(iso_plus_two, ::testing::EndsWith("+02:00"));
+  for (const std::string& t :
+       {absl::StrCat(a_max + 1), absl::StrCat(b_min), iso_utc, iso_plus_two}) {
+    SCOPED_TRACE(t);
+    EXPECT_EQ(consumed_from(t), b);
+  }
+  // At A's last timestamp: A's records of that millisecond, then all of B.
+  EXPECT_EQ(consumed_from(absl::StrCat(a_max)), ValuesFrom(all, a_max));
+  EXPECT_THAT(consumed_from(absl::StrCat(all_max + 1)), ::testing::IsEmpty());
+}
+
+TEST_F(CliE2eTest, EveryCompressionCodecRoundTripsThroughTheCli) {
+  constexpr int kRecords = 20;
+  std::string input;
+  for (int i = 0; i < kRecords; ++i) {
+    absl::StrAppend(&input, "key-", i, ":value-", i, "-", std::string(64, 'x'),
+                    "\n");
+  }
+  for (const std::string codec : {"none", "gzip", "snappy", "lz4", "zstd"}) {
+    SCOPED_TRACE(codec);
+    const std::string topic = "codec-" + codec;
+    ASSERT_EQ(Run("topic create " + topic + " --partitions 1").exit_code, 0);
+    CliResult produced =
+        Run("produce " + topic + " --key-separator : --header codec=" + codec +
+                " --header bare --compression " + codec,
+            input);
+    ASSERT_EQ(produced.exit_code, 0) << produced.err;
+    CliResult consumed = Run("consume " + topic + " --from-beginning --json");
+    ASSERT_EQ(consumed.exit_code, 0) << consumed.err;
+    std::vector<JsonRecord> records = ParseRecords(consumed.out);
+    ASSERT_EQ(records.size(), static_cast<size_t>(kRecords)) << consumed.out;
+    for (int i = 0; i < kRecords; ++i) {
+      EXPECT_EQ(records[i].offset, i);
+      EXPECT_EQ(records[i].key, absl::StrCat("\"key-", i, "\""));
+      EXPECT_EQ(records[i].value,
+                absl::StrCat("\"value-", i, "-", std::string(64, 'x'), "\""));
+      EXPECT_EQ(records[i].headers,
+                absl::StrCat("[{\"key\":\"codec\",\"value\":\"", codec,
+                             "\"},{\"key\":\"bare\",\"value\":null}]"));
+    }
+    // Every batch on disk carries the codec asked for.
+    CliResult dumped = Run(absl::StrCat("dump-log --json ", broker_->data_dir(),
+                                        "/", topic, "-0"));
+    ASSERT_EQ(dumped.exit_code, 0) << dumped.err;
+    const std::vector<std::string> batches =
+        absl::StrSplit(dumped.out, '\n', [](absl::string_view line) {
+          return absl::StrContains(line, "\"type\":\"batch\"");
+        });
+    ASSERT_FALSE(batches.empty()) << dumped.out;
+    for (const std::string& batch : batches) {
+      EXPECT_THAT(batch, HasSubstr("\"compression\":\"" + codec + "\""));
+    }
+  }
+}
+
+TEST_F(CliE2eTest, PrintOffsetsFollowInputOrderAcrossPartitions) {
+  ASSERT_EQ(Run("topic create spread --partitions 4").exit_code, 0);
+  constexpr int kLines = 200;
+  std::string input;
+  for (int i = 0; i < kLines; ++i) {
+    absl::StrAppend(&input, "key-", i, ":value-", i, "\n");
+  }
+  // Small batches without linger: many requests, acknowledged out of order
+  // across partitions.
+  CliResult produced =
+      Run("produce spread --key-separator : --print-offsets --batch-size 256 "
+          "--linger-ms 0",
+          input);
+  ASSERT_EQ(produced.exit_code, 0) << produced.err;
+  const std::vector<std::string> lines =
+      absl::StrSplit(produced.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kLines));
+
+  CliResult consumed = Run("consume spread --from-beginning --json");
+  ASSERT_EQ(consumed.exit_code, 0) << consumed.err;
+  const std::vector<JsonRecord> records = ParseRecords(consumed.out);
+  ASSERT_EQ(records.size(), static_cast<size_t>(kLines));
+  std::map<std::pair<int32_t, int64_t>, const JsonRecord*> at;
+  for (const JsonRecord& r : records) at[{r.partition, r.offset}] = &r;
+  std::set<int32_t> partitions;
+  for (int i = 0; i < kLines; ++i) {
+    SCOPED_TRACE(absl::StrCat("line ", i, ": ", lines[i]));
+    const std::vector<std::string> fields = absl::StrSplit(lines[i], '\t');
+    ASSERT_EQ(fields.size(), 2u);
+    std::pair<int32_t, int64_t> where;
+    ASSERT_TRUE(absl::SimpleAtoi(fields[0], &where.first));
+    ASSERT_TRUE(absl::SimpleAtoi(fields[1], &where.second));
+    partitions.insert(where.first);
+    auto it = at.find(where);
+    ASSERT_NE(it, at.end());
+    EXPECT_EQ(it->second->key, absl::StrCat("\"key-", i, "\""));
+    EXPECT_EQ(it->second->value, absl::StrCat("\"value-", i, "\""));
+  }
+  EXPECT_GT(partitions.size(), 1u);
+}
+
+TEST_F(CliE2eTest, AcksLeaderAndNoneDeliverTheRecords) {
+  ASSERT_EQ(Run("topic create acks --partitions 1").exit_code, 0);
+  CliResult leader =
+      Run("produce acks --acks leader --print-offsets", "l0\nl1\nl2\n");
+  ASSERT_EQ(leader.exit_code, 0) << leader.err;
+  EXPECT_EQ(leader.out, "0\t0\n0\t1\n0\t2\n");
+  EXPECT_EQ(Run("consume acks --from-beginning").out, "l0\nl1\nl2\n");
+
+  // acks=none: the broker reports no offsets, so -1 is printed for each.
+  CliResult none =
+      Run("produce acks --acks none --print-offsets", "n0\nn1\nn2\n");
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_EQ(none.out, "0\t-1\n0\t-1\n0\t-1\n");
+  // Nothing waited for the broker's append: wait until it is readable.
+  const std::string expected = "l0\nl1\nl2\nn0\nn1\nn2\n";
+  std::string seen;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        seen = Run("consume acks --from-beginning").out;
+        return seen == expected;
+      },
+      std::chrono::seconds(30)))
+      << seen;
+}
+
+TEST_F(CliE2eTest, DescribeShowsLogStartAndHighWatermark) {
+  ASSERT_EQ(Run("topic create described --partitions 2").exit_code, 0);
+  ASSERT_EQ(Run("produce described --partition 0", "a\nb\nc\n").exit_code, 0);
+  ASSERT_EQ(Run("produce described --partition 1", "d\ne\nf\ng\nh\n").exit_code,
+            0);
+  CliResult text = Run("topic describe described");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_THAT(text.out, HasSubstr("\tPartition: 0\t"));
+  EXPECT_THAT(text.out,
+              HasSubstr("\tLogStart: 0\tHighWatermark: 3\tLogEnd: 3\n"));
+  EXPECT_THAT(text.out,
+              HasSubstr("\tLogStart: 0\tHighWatermark: 5\tLogEnd: 5\n"));
+  const std::vector<std::string> lines =
+      absl::StrSplit(text.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << text.out;
+  EXPECT_THAT(lines[1], HasSubstr("Partition: 0\t"));
+  EXPECT_THAT(lines[1], HasSubstr("HighWatermark: 3\t"));
+  EXPECT_THAT(lines[2], HasSubstr("Partition: 1\t"));
+  EXPECT_THAT(lines[2], HasSubstr("HighWatermark: 5\t"));
+
+  CliResult json = Run("topic describe described --json");
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  for (const auto& [partition, end] : {std::pair{0, 3}, std::pair{1, 5}}) {
+    const size_t at =
+        json.out.find(absl::StrCat("{\"partition\":", partition, ","));
+    ASSERT_NE(at, std::string::npos) << json.out;
+    const std::string object = json.out.substr(at, json.out.find('}', at) - at);
+    EXPECT_THAT(object, HasSubstr("\"log_start_offset\":0,"));
+    EXPECT_THAT(object,
+                HasSubstr(absl::StrCat("\"high_watermark\":", end, ",")));
+    EXPECT_THAT(object,
+                HasSubstr(absl::StrCat("\"log_end_offset\":", end, ",")));
+  }
+}
+
 // The number of field `name` in a bench's --json summary.
 double SummaryNumber(const std::string& json, const std::string& name) {
   const std::string key = "\"" + name + "\":";
@@ -275,41 +611,78 @@ double SummarySeconds(const std::string& json) {
   return SummaryNumber(json, "seconds");
 }
 
+// Checks every field of a bench's --json summary: `records` records of
+// `bytes` bytes, throughput consistent with them, latency percentiles in
+// order.
+void ExpectBenchSummary(const std::string& json, uint64_t records,
+                        uint64_t bytes) {
+  SCOPED_TRACE(json);
+  for (const char* field :
+       {"\"records\":", "\"bytes\":", "\"seconds\":", "\"records_per_sec\":",
+        "\"mb_per_sec\":", "\"p50_ms\":", "\"p99_ms\":", "\"p999_ms\":",
+        "\"max_ms\":"}) {
+    EXPECT_THAT(json, HasSubstr(field));
+  }
+  EXPECT_EQ(SummaryNumber(json, "records"), records);
+  EXPECT_EQ(SummaryNumber(json, "bytes"), bytes);
+  const double seconds = SummarySeconds(json);
+  ASSERT_GT(seconds, 0);
+  const double rps = static_cast<double>(records) / seconds;
+  EXPECT_NEAR(SummaryNumber(json, "records_per_sec"), rps, rps * 1e-6);
+  const double mbps = static_cast<double>(bytes) / 1e6 / seconds;
+  EXPECT_NEAR(SummaryNumber(json, "mb_per_sec"), mbps, mbps * 1e-6);
+  // The percentiles come from the histogram's shards summed: in order, and
+  // none above the slowest record.
+  EXPECT_GT(SummaryNumber(json, "max_ms"), 0);
+  EXPECT_GE(SummaryNumber(json, "p50_ms"), 0);
+  EXPECT_LE(SummaryNumber(json, "p50_ms"), SummaryNumber(json, "p99_ms"));
+  EXPECT_LE(SummaryNumber(json, "p99_ms"), SummaryNumber(json, "p999_ms"));
+  // Percentiles report a bucket's midpoint: within 1.6 % of the true value.
+  EXPECT_LE(SummaryNumber(json, "p999_ms"),
+            SummaryNumber(json, "max_ms") * 1.02);
+}
+
 TEST_F(CliE2eTest, BenchReportsJsonSummary) {
   ASSERT_EQ(Run("topic create bench --partitions 1").exit_code, 0);
   CliResult produce =
       Run("bench produce --topic bench --records 2000 --record-size 100 "
           "--acks leader --json");
   ASSERT_EQ(produce.exit_code, 0) << produce.err;
-  for (const char* field :
-       {"\"records\":2000", "\"bytes\":200000",
-        "\"seconds\":", "\"records_per_sec\":", "\"mb_per_sec\":",
-        "\"p50_ms\":", "\"p99_ms\":", "\"p999_ms\":", "\"max_ms\":"}) {
-    EXPECT_THAT(produce.out, HasSubstr(field));
-  }
-  // The percentiles come from the histogram's shards summed: in order, and
-  // none above the slowest record.
-  EXPECT_GT(SummaryNumber(produce.out, "max_ms"), 0);
-  EXPECT_LE(SummaryNumber(produce.out, "p50_ms"),
-            SummaryNumber(produce.out, "p99_ms"));
-  EXPECT_LE(SummaryNumber(produce.out, "p99_ms"),
-            SummaryNumber(produce.out, "p999_ms"));
-  // Percentiles report a bucket's midpoint: within 1.6 % of the true value.
-  EXPECT_LE(SummaryNumber(produce.out, "p999_ms"),
-            SummaryNumber(produce.out, "max_ms") * 1.02);
+  EXPECT_THAT(produce.out, StartsWith("{\"bench\":\"produce\","));
+  ExpectBenchSummary(produce.out, 2000, 200000);
   CliResult consume = Run("bench consume --topic bench --json");
   ASSERT_EQ(consume.exit_code, 0) << consume.err;
-  EXPECT_THAT(consume.out, HasSubstr("\"records\":2000"));
+  EXPECT_THAT(consume.out, StartsWith("{\"bench\":\"consume\","));
+  // Values only: the bench's records have no key.
+  ExpectBenchSummary(consume.out, 2000, 200000);
   CliResult e2e =
-      Run("bench e2e --topic bench --records 500 --rate 5000 --json");
+      Run("bench e2e --topic bench --records 500 --record-size 64 --rate 5000 "
+          "--json");
   ASSERT_EQ(e2e.exit_code, 0) << e2e.err;
-  EXPECT_THAT(e2e.out, HasSubstr("\"records\":500"));
+  EXPECT_THAT(e2e.out, StartsWith("{\"bench\":\"e2e\","));
+  ExpectBenchSummary(e2e.out, 500, 500 * 64);
   // e2e also reports send -> acknowledgement next to send -> receipt.
   for (const char* field : {"\"ack_p50_ms\":", "\"ack_p99_ms\":",
                             "\"ack_p999_ms\":", "\"ack_max_ms\":"}) {
     EXPECT_THAT(e2e.out, HasSubstr(field));
   }
+  EXPECT_GT(SummaryNumber(e2e.out, "ack_max_ms"), 0);
   EXPECT_THAT(produce.out, Not(HasSubstr("ack_p50_ms")));
+  EXPECT_THAT(consume.out, Not(HasSubstr("ack_p50_ms")));
+}
+
+// The 1 s progress ticker reports acknowledged records on stderr while the
+// bench runs; --rate makes the run outlast the first tick (30 records at
+// 20/s: the last is due at 1.45 s).
+TEST_F(CliE2eTest, BenchProduceShowsProgressOnStderr) {
+  ASSERT_EQ(Run("topic create ticking --partitions 1").exit_code, 0);
+  CliResult r = Run(
+      "bench produce --topic ticking --records 30 --record-size 10 --rate 20 "
+      "--json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(ShowsProgress(r.err, "bench produce acked")) << r.err;
+  EXPECT_THAT(r.out, Not(HasSubstr("bench produce acked")));
+  EXPECT_EQ(SummaryNumber(r.out, "records"), 30);
 }
 
 // Every acknowledged record of every producer thread is counted (a shared

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -97,6 +98,52 @@ TEST(RunnelCliTest, DumpLogHelpListsEveryFlag) {
   EXPECT_THAT(o.out, HasSubstr("--json"));
   EXPECT_THAT(o.out, HasSubstr("PATH"));
   EXPECT_THAT(o.err, IsEmpty());
+}
+
+// Every subcommand's --help exits 0 and names its flags on stdout; no
+// broker is needed (the default bootstrap is never contacted).
+TEST(RunnelCliTest, EverySubcommandHelpListsItsFlags) {
+  struct Case {
+    std::vector<std::string> args;
+    std::vector<std::string> names;
+  };
+  const Case cases[] = {
+      {{"topic", "create", "--help"},
+       {"NAME", "--partitions", "--replication-factor", "--config"}},
+      {{"topic", "list", "--help"}, {"--json", "--internal"}},
+      {{"topic", "describe", "--help"}, {"NAME", "--json"}},
+      {{"topic", "delete", "--help"}, {"NAME"}},
+      {{"topic", "alter", "--help"}, {"NAME", "--config", "--delete-config"}},
+      {{"topic", "add-partitions", "--help"}, {"NAME", "--partitions"}},
+      {{"produce", "--help"},
+       {"TOPIC", "--key-separator", "--partition", "--acks", "--compression",
+        "--header", "--print-offsets", "--linger-ms", "--batch-size"}},
+      {{"consume", "--help"},
+       {"TOPIC", "--from-beginning", "--offset", "--from-time", "--partition",
+        "--max-messages", "--follow", "--print-key", "--print-offset",
+        "--json"}},
+      {{"bench", "produce", "--help"},
+       {"--topic", "--records", "--record-size", "--acks", "--compression",
+        "--rate", "--burst-ms", "--batch-size", "--linger-ms",
+        "--buffer-memory", "--max-request-size", "--max-in-flight",
+        "--no-idempotence", "--producers", "--json"}},
+      {{"bench", "consume", "--help"},
+       {"--topic", "--records", "--fetch-max-bytes", "--partition-fetch-bytes",
+        "--timeout-ms", "--json"}},
+      {{"bench", "e2e", "--help"},
+       {"--topic", "--records", "--record-size", "--rate", "--burst-ms",
+        "--acks", "--warmup-records", "--timeout-ms", "--json"}},
+      {{"dump-log", "--help"}, {"PATH", "--records", "--verify", "--json"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrJoin(c.args, " "));
+    Outcome o = RunCli(c.args);
+    EXPECT_EQ(o.exit_code, 0) << o.err;
+    EXPECT_THAT(o.err, IsEmpty());
+    for (const std::string& name : c.names) {
+      EXPECT_THAT(o.out, HasSubstr(name));
+    }
+  }
 }
 
 TEST(RunnelCliTest, ABadFlagFailsWithAMessageOnStderr) {
