@@ -441,6 +441,13 @@ std::string BrokerCore::RenderMetrics() {
     absl::StrAppend(&out, "runnel_io_fsyncs_total{", labels, "} ",
                     stats.fsyncs_issued, "\n");
   }
+  absl::StrAppend(
+      &out,
+      "# HELP runnel_log_compaction_records_removed_total Records removed by "
+      "log compaction (cleanup.policy=compact).\n"
+      "# TYPE runnel_log_compaction_records_removed_total counter\n"
+      "runnel_log_compaction_records_removed_total ",
+      logs_->records_removed_by_compaction(), "\n");
   return out;
 }
 
