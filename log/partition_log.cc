@@ -33,6 +33,10 @@ constexpr char kLogStartOffsetFile[] = "log-start-offset";
 // directory, whose files then replace the segment's.
 constexpr char kCleanerCheckpointFile[] = "cleaner-offset-checkpoint";
 constexpr char kCleaningDir[] = ".cleaning";
+// Present while the segments below the cleaner checkpoint may hold more than
+// one record per key (an interrupted pass, a truncation below it): the next
+// passes map from the log start until one reaches the checkpoint.
+constexpr char kCleanerRemapFile[] = "cleaner-remap";
 constexpr char kSwapDir[] = ".swap";
 // The cleaner writes its copy in chunks of this size.
 constexpr size_t kCleanerWriteChunk = size_t{1} << 20;
@@ -208,9 +212,14 @@ absl::Status PartitionLog::RecoverLocked() {
   RUNNEL_RETURN_IF_ERROR(MoveSwappedFiles(dir));
   std::error_code cleaning_ec;
   // A pass stopped before its commit may have raised the checkpoint over a
-  // segment it did not replace: the next pass maps from the start.
-  const bool pass_interrupted =
-      std::filesystem::exists(dir + "/" + kCleaningDir, cleaning_ec);
+  // segment it did not replace: passes map from the start until one gets
+  // past the checkpoint again (durably noted before the copy goes).
+  remap_pending_ =
+      std::filesystem::exists(dir + "/" + kCleanerRemapFile, cleaning_ec);
+  if (!remap_pending_ &&
+      std::filesystem::exists(dir + "/" + kCleaningDir, cleaning_ec)) {
+    RUNNEL_RETURN_IF_ERROR(SetCleanerRemapLocked(true));
+  }
   std::filesystem::remove_all(dir + "/" + kCleaningDir, cleaning_ec);
   if (cleaning_ec) {
     return absl::InternalError(
@@ -235,7 +244,7 @@ absl::Status PartitionLog::RecoverLocked() {
                           read_checkpoint(kLogStartOffsetFile));
   RUNNEL_ASSIGN_OR_RETURN(cleaned_end_,
                           read_checkpoint(kCleanerCheckpointFile));
-  dirty_start_ = pass_interrupted ? 0 : cleaned_end_;
+  dirty_start_ = remap_pending_ ? 0 : cleaned_end_;
 
   // Find the segments; index files without a .log, and files renamed for
   // a deletion (".deleted"), are leftovers of a deletion interrupted by a
@@ -843,7 +852,7 @@ absl::Status PartitionLog::TruncateTo(Offset offset) {
   // Later segments go whole.
   auto target = std::prev(segments_.upper_bound(offset));
   // New records may land below the cleaner checkpoint: map them again.
-  dirty_start_ = std::min(dirty_start_, target->first);
+  RUNNEL_RETURN_IF_ERROR(LowerDirtyStartLocked(target->first));
   while (std::next(target) != segments_.end()) {
     auto last = std::prev(segments_.end());
     RUNNEL_RETURN_IF_ERROR(last->second->CloseWriter());
@@ -880,7 +889,7 @@ absl::Status PartitionLog::TruncateTo(Offset offset) {
 
 absl::Status PartitionLog::TruncateFullyAndStartAtLocked(Offset offset) {
   ++truncations_;
-  dirty_start_ = std::min(dirty_start_, offset);
+  RUNNEL_RETURN_IF_ERROR(LowerDirtyStartLocked(offset));
   for (auto& [base, segment] : segments_) {
     RUNNEL_RETURN_IF_ERROR(segment->CloseWriter());
     RUNNEL_RETURN_IF_ERROR(segment->DeleteFiles());
@@ -1134,8 +1143,34 @@ absl::StatusOr<PartitionLog::CompactionResult> PartitionLog::Compact() {
   if (!closed_ && truncations == truncations_) {
     RUNNEL_RETURN_IF_ERROR(RaiseCleanerCheckpointLocked(clean_end));
     dirty_start_ = std::max(dirty_start_, clean_end);
+    if (remap_pending_ && dirty_start_ >= cleaned_end_) {
+      RUNNEL_RETURN_IF_ERROR(SetCleanerRemapLocked(false));
+    }
   }
   return result;
+}
+
+absl::Status PartitionLog::LowerDirtyStartLocked(Offset offset) {
+  if (offset >= dirty_start_) return absl::OkStatus();
+  dirty_start_ = offset;
+  if (dirty_start_ < cleaned_end_ && !remap_pending_) {
+    return SetCleanerRemapLocked(true);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::SetCleanerRemapLocked(bool on) {
+  const std::string path = options_.dir + "/" + kCleanerRemapFile;
+  if (on) {
+    UniqueFd fd(
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd.valid()) return ErrnoStatus("create", path);
+  } else if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus("unlink", path);
+  }
+  RUNNEL_RETURN_IF_ERROR(FsyncDir(options_.dir));
+  remap_pending_ = on;
+  return absl::OkStatus();
 }
 
 absl::Status PartitionLog::RaiseCleanerCheckpointLocked(Offset offset) {

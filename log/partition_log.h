@@ -357,6 +357,13 @@ class PartitionLog {
   absl::StatusOr<bool> CleanSegment(const std::shared_ptr<Segment>& segment,
                                     FilePos end, const LogConfig& config,
                                     BatchFilter filter, CleanedSegment* out);
+  // Lowers dirty_start_ to `offset` (a truncation), noting durably that the
+  // next passes map from the start if that is below the checkpoint.
+  absl::Status LowerDirtyStartLocked(Offset offset)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Creates (durably) or removes the cleaner-remap file.
+  absl::Status SetCleanerRemapLocked(bool on)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Writes `offset` to the cleaner checkpoint if it is above cleaned_end_.
   absl::Status RaiseCleanerCheckpointLocked(Offset offset)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -389,10 +396,14 @@ class PartitionLog {
   // commits, and at the end of a pass.
   Offset cleaned_end_ ABSL_GUARDED_BY(mu_) = 0;
   // Where the next pass starts its key map: segments below hold at most one
-  // record per key. The checkpoint at open, 0 when a pass was interrupted
-  // before its commit (it may have raised the checkpoint over a segment it
-  // did not replace); lowered by truncations.
+  // record per key. The checkpoint at open, or 0 while remap_pending_;
+  // lowered by truncations.
   Offset dirty_start_ ABSL_GUARDED_BY(mu_) = 0;
+  // The cleaner-remap file exists: a pass was interrupted before its commit
+  // (it may have raised the checkpoint over a segment it did not replace),
+  // or a truncation went below the checkpoint. Cleared by the first pass
+  // whose map reaches the checkpoint.
+  bool remap_pending_ ABSL_GUARDED_BY(mu_) = false;
   // Bumped by every truncation: a compaction pass that read a segment
   // before one does not install its copy.
   uint64_t truncations_ ABSL_GUARDED_BY(mu_) = 0;

@@ -706,5 +706,44 @@ TEST_F(CompactionTest, TruncationIntoAGapEndsTheLogAtTheOffset) {
   }
 }
 
+TEST_F(CompactionTest,
+       RecordsWrittenBelowTheCheckpointAfterATruncationAreMappedAfterARestart) {
+  config_.delete_retention_ms = 1'000;
+  Open();
+  Append({{"a", "1"}});
+  Append({{"b", "1"}});
+  RUNNEL_ASSERT_OK(log_->Roll());
+  Append({{"z", "1"}});
+  EXPECT_EQ(Compact().records_removed, 0);  // the checkpoint is now 2
+  RUNNEL_ASSERT_OK(log_->TruncateTo(1));
+  EXPECT_TRUE(fs::exists(Dir() + "/cleaner-remap"));
+  Append({{"a", std::nullopt}});  // offset 1, below the checkpoint
+  RUNNEL_ASSERT_OK(log_->Roll());
+  Append({{"y", "1"}});
+  RUNNEL_ASSERT_OK(log_->Close());
+  Open(/*clean_shutdown=*/true);
+  // a=1 goes: the pass maps from the start again, not from the checkpoint.
+  EXPECT_EQ(Compact().records_removed, 1);
+  EXPECT_FALSE(fs::exists(Dir() + "/cleaner-remap"));
+  EXPECT_EQ(ReadAll(),
+            (std::vector<Rec>{{1, "a", std::nullopt}, {2, "y", "1"}}));
+  // Once the tombstone expires, nothing of `a` is left (no resurrection).
+  clock_.AdvanceMs(1'001);
+  EXPECT_EQ(Compact().records_removed, 1);
+  EXPECT_EQ(ReadAll(), (std::vector<Rec>{{2, "y", "1"}}));
+}
+
+TEST_F(CompactionCrashTest, InterruptedPassIsRememberedAcrossRestarts) {
+  WriteCheckpoint(5);
+  fs::create_directory(Old(".cleaning"));
+  Open();
+  EXPECT_TRUE(fs::exists(Old("cleaner-remap")));
+  Open();  // a second restart before any pass
+  EXPECT_TRUE(fs::exists(Old("cleaner-remap")));
+  EXPECT_EQ(Compact().records_removed, 4);
+  EXPECT_FALSE(fs::exists(Old("cleaner-remap")));
+  EXPECT_EQ(ReadAll(), ThreeSegmentsAfter());
+}
+
 }  // namespace
 }  // namespace runnel::log
