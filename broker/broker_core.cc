@@ -458,6 +458,13 @@ std::string BrokerCore::RenderMetrics() {
           k == 0 ? io_stats[t].bytes_written : io_stats[t].fsyncs_issued, "\n");
     }
   }
+  absl::StrAppend(
+      &out,
+      "# HELP runnel_log_compaction_records_removed_total Records removed by "
+      "log compaction (cleanup.policy=compact).\n"
+      "# TYPE runnel_log_compaction_records_removed_total counter\n"
+      "runnel_log_compaction_records_removed_total ",
+      logs_->records_removed_by_compaction(), "\n");
   return out;
 }
 

@@ -49,7 +49,8 @@ Partition::Partition(TopicPartition id, log::PartitionLog* log,
           options.producer_id_expiration_check_interval),
       producer_state_(options.clock),
       last_expiry_check_ms_(options.clock->NowMs()),
-      max_message_bytes_(log->config().max_message_bytes) {}
+      max_message_bytes_(log->config().max_message_bytes),
+      compacted_(log->config().compact()) {}
 
 Partition::~Partition() {
   FailParked(MakeError(ErrorKind::kBrokerNotAvailable,
@@ -107,8 +108,10 @@ absl::Status Partition::ValidateBatches(const log::RecordBytes& records,
     }
     // The rest of ValidateBatch (records, codec, counts, timestamps) here
     // too, so the log is told not to check the batches again.
-    const log::ValidateOptions validate{.max_batch_bytes = max_bytes,
-                                        .check_crc = false};
+    const log::ValidateOptions validate{
+        .max_batch_bytes = max_bytes,
+        .check_crc = false,
+        .require_keys = compacted_.load(std::memory_order_relaxed)};
     if (absl::Status s = log::ValidateBatchPieces(header, body, validate);
         !s.ok()) {
       return MakeError(ErrorKind::kInvalidRecord,
@@ -460,6 +463,7 @@ void Partition::SetConfig(const log::LogConfig& config) {
   if (deleted_) return;
   log_->SetConfig(config);
   max_message_bytes_.store(config.max_message_bytes, std::memory_order_relaxed);
+  compacted_.store(config.compact(), std::memory_order_relaxed);
 }
 
 void Partition::MarkDeleted() {

@@ -261,6 +261,8 @@ class Partition : public std::enable_shared_from_this<Partition> {
   uint64_t next_park_id_ ABSL_GUARDED_BY(producer_mu_) = 1;
 
   std::atomic<int32_t> max_message_bytes_;
+  // cleanup.policy has "compact": every record needs a key.
+  std::atomic<bool> compacted_;
   std::atomic<uint64_t> bytes_in_{0};
   std::atomic<uint64_t> bytes_out_{0};
   std::atomic<uint64_t> batches_in_{0};

@@ -70,10 +70,18 @@ absl::Status ApplyOne(absl::string_view key, absl::string_view value,
         int64_t v, ParseIntInRange(key, value, 1, kMaxMaxMessageBytes, false));
     config->max_message_bytes = static_cast<int32_t>(v);
   } else if (key == kCleanupPolicy) {
-    if (value != "delete" && value != "compact") {
-      return ConfigError(key, value, "must be delete or compact");
+    if (value != "delete" && value != "compact" && value != "compact,delete" &&
+        value != "delete,compact") {
+      return ConfigError(key, value,
+                         "must be delete, compact or compact,delete");
     }
     config->cleanup_policy = std::string(value);
+  } else if (key == kDeleteRetentionMs) {
+    RUNNEL_ASSIGN_OR_RETURN(config->delete_retention_ms,
+                            ParseIntInRange(key, value, 0, kInt64Max, false));
+  } else if (key == kMinCompactionLagMs) {
+    RUNNEL_ASSIGN_OR_RETURN(config->min_compaction_lag_ms,
+                            ParseIntInRange(key, value, 0, kInt64Max, false));
   } else if (key == kMessageTimestampType) {
     if (value == "CreateTime") {
       config->message_timestamp_type = log::TimestampType::kCreateTime;
@@ -95,6 +103,11 @@ std::string ValueOf(absl::string_view key, const log::LogConfig& config) {
   if (key == kSegmentMs) return absl::StrCat(config.segment_ms);
   if (key == kMaxMessageBytes) return absl::StrCat(config.max_message_bytes);
   if (key == kCleanupPolicy) return config.cleanup_policy;
+  if (key == kDeleteRetentionMs)
+    return absl::StrCat(config.delete_retention_ms);
+  if (key == kMinCompactionLagMs) {
+    return absl::StrCat(config.min_compaction_lag_ms);
+  }
   if (key == kMessageTimestampType) {
     return config.message_timestamp_type == log::TimestampType::kLogAppendTime
                ? "LogAppendTime"
@@ -107,9 +120,9 @@ std::string ValueOf(absl::string_view key, const log::LogConfig& config) {
 
 const std::vector<absl::string_view>& KnownTopicConfigKeys() {
   static const auto* const keys = new std::vector<absl::string_view>{
-      kCleanupPolicy,  kMaxMessageBytes, kMessageTimestampType,
-      kRetentionBytes, kRetentionMs,     kSegmentBytes,
-      kSegmentMs};
+      kCleanupPolicy,        kDeleteRetentionMs,  kMaxMessageBytes,
+      kMessageTimestampType, kMinCompactionLagMs, kRetentionBytes,
+      kRetentionMs,          kSegmentBytes,       kSegmentMs};
   return *keys;
 }
 

@@ -26,6 +26,8 @@ inline constexpr char kSegmentMs[] = "segment.ms";
 inline constexpr char kCleanupPolicy[] = "cleanup.policy";
 inline constexpr char kMaxMessageBytes[] = "max.message.bytes";
 inline constexpr char kMessageTimestampType[] = "message.timestamp.type";
+inline constexpr char kDeleteRetentionMs[] = "delete.retention.ms";
+inline constexpr char kMinCompactionLagMs[] = "min.compaction.lag.ms";
 
 // Largest accepted max.message.bytes: the gRPC message size limit.
 inline constexpr int64_t kMaxMaxMessageBytes = int64_t{64} << 20;

@@ -39,14 +39,26 @@ struct LogConfig {
   // message.timestamp.type: kLogAppendTime makes the leader stamp each batch
   // with the broker's clock on append.
   TimestampType message_timestamp_type = TimestampType::kCreateTime;
-  // cleanup.policy: "delete" (retention) or "compact". Compaction is not
-  // implemented yet; "compact" only disables deletion by retention.
+  // cleanup.policy: "delete" (retention deletes old segments), "compact"
+  // (PartitionLog::Compact keeps the latest record per key; no deletion by
+  // retention) or both ("compact,delete" / "delete,compact").
   std::string cleanup_policy = "delete";
+  // delete.retention.ms: how long compaction keeps a tombstone (a record
+  // with a null value) that is the latest of its key, counted from the
+  // largest timestamp of its segment.
+  int64_t delete_retention_ms = int64_t{24} * 3600 * 1000;
+  // min.compaction.lag.ms: compaction leaves a segment alone while its
+  // largest timestamp is younger than this.
+  int64_t min_compaction_lag_ms = 0;
   // Open .log files with O_DIRECT for appends (reads stay buffered).
   bool direct_io = AppendWriterOptions{}.direct_io;
 
   // kInvalidArgument naming the first field out of range.
   absl::Status Validate() const;
+
+  // Whether cleanup_policy names "compact" / "delete".
+  bool compact() const;
+  bool delete_enabled() const;
 };
 
 }  // namespace runnel::log

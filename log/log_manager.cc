@@ -434,19 +434,32 @@ absl::Status LogManager::CheckNotClosing() const {
 absl::Status LogManager::RunRetention() {
   RUNNEL_RETURN_IF_ERROR(CheckNotClosing());
   absl::Status first_error;
+  // kFailedPrecondition: deleted or closed under us; nothing to retain.
+  auto note = [&first_error](const absl::Status& status) {
+    if (!status.ok() && !absl::IsFailedPrecondition(status) &&
+        first_error.ok()) {
+      first_error = status;
+    }
+  };
   int64_t deleted = 0;
+  int64_t compacted = 0;
   for (const auto& [key, log] : Snapshot()) {
     auto n = log->ApplyRetention();
-    if (n.ok()) {
-      deleted += *n;
-    } else if (!absl::IsFailedPrecondition(n.status()) && first_error.ok()) {
-      // kFailedPrecondition: deleted or closed under us; nothing to retain.
-      first_error = n.status();
-    }
+    if (n.ok()) deleted += *n;
+    note(n.status());
+    auto c = log->Compact();
+    if (c.ok()) compacted += c->records_removed;
+    note(c.status());
   }
   absl::MutexLock lock(&mu_);
   segments_deleted_ += deleted;
+  records_compacted_ += compacted;
   return first_error;
+}
+
+int64_t LogManager::records_removed_by_compaction() const {
+  absl::MutexLock lock(&mu_);
+  return records_compacted_;
 }
 
 int64_t LogManager::segments_deleted_by_retention() const {

@@ -128,12 +128,15 @@ class LogManager {
   // threads).
   FileReaper& file_reaper() { return *reaper_; }
 
-  // One retention pass over every log (PartitionLog::ApplyRetention). Runs
-  // every log even if one fails; returns the first error.
-  // kFailedPrecondition once Close() has begun.
+  // One retention pass over every log (PartitionLog::ApplyRetention), and
+  // a compaction pass over those whose cleanup.policy has "compact"
+  // (PartitionLog::Compact). Runs every log even if one fails; returns the
+  // first error. kFailedPrecondition once Close() has begun.
   absl::Status RunRetention();
   // Number of segments deleted by retention since Open.
   int64_t segments_deleted_by_retention() const;
+  // Number of records compaction removed since Open.
+  int64_t records_removed_by_compaction() const;
 
   // Writes every log's durable_offset() to recovery-point-offset-checkpoint
   // (atomically). Serialized with itself. kFailedPrecondition once Close()
@@ -224,6 +227,7 @@ class LogManager {
   bool close_started_ ABSL_GUARDED_BY(admin_mu_) = false;
   absl::Status close_status_ ABSL_GUARDED_BY(admin_mu_);
   int64_t segments_deleted_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t records_compacted_ ABSL_GUARDED_BY(mu_) = 0;
   absl::CondVar background_cv_;
   std::thread background_;  // joined in StopBackgroundThread
   // Deletes retired segments and deleted partitions' directories; stopped

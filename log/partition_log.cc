@@ -10,7 +10,9 @@
 #include <limits>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 #include "common/check.h"
 #include "common/endian.h"
@@ -25,6 +27,19 @@ namespace runnel::log {
 namespace {
 
 constexpr char kLogStartOffsetFile[] = "log-start-offset";
+// Compaction (docs/log-format.md, "Compaction"): segments below the offset in
+// the cleaner checkpoint may hold compacted batches; a cleaned copy is built
+// in the cleaning directory and committed by renaming that to the swap
+// directory, whose files then replace the segment's.
+constexpr char kCleanerCheckpointFile[] = "cleaner-offset-checkpoint";
+constexpr char kCleaningDir[] = ".cleaning";
+// Present while the segments below the cleaner checkpoint may hold more than
+// one record per key (an interrupted pass, a truncation below it): the next
+// passes map from the log start until one reaches the checkpoint.
+constexpr char kCleanerRemapFile[] = "cleaner-remap";
+constexpr char kSwapDir[] = ".swap";
+// The cleaner writes its copy in chunks of this size.
+constexpr size_t kCleanerWriteChunk = size_t{1} << 20;
 // Batches already on disk were accepted under some max.message.bytes that may
 // have been larger than today's: recovery only guards against absurd sizes.
 constexpr size_t kMaxStoredBatchBytes = size_t{1} << 31;
@@ -36,6 +51,61 @@ absl::Status FsyncDir(const std::string& dir) {
         absl::StrCat(dir, ": fsync directory: ", std::strerror(errno)));
   }
   return absl::OkStatus();
+}
+
+absl::Status ErrnoStatus(const std::string& what, const std::string& path) {
+  return absl::InternalError(
+      absl::StrCat(path, ": ", what, ": ", std::strerror(errno)));
+}
+
+absl::Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus("write", path);
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+// Moves every file of the swap directory into `dir` (replacing the files of
+// the same name) and removes it: the second half of a compaction's commit,
+// at run time and, after a crash, at the next open.
+absl::Status MoveSwappedFiles(const std::string& dir) {
+  const std::string swap = dir + "/" + kSwapDir;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(swap, ec)) return absl::OkStatus();
+  for (const auto& entry : std::filesystem::directory_iterator(swap, ec)) {
+    const std::string target = dir + "/" + entry.path().filename().string();
+    if (::rename(entry.path().c_str(), target.c_str()) != 0) {
+      return ErrnoStatus("rename", entry.path().string());
+    }
+  }
+  if (ec) return absl::InternalError(absl::StrCat(swap, ": ", ec.message()));
+  RUNNEL_RETURN_IF_ERROR(FsyncDir(dir));
+  if (::rmdir(swap.c_str()) != 0) return ErrnoStatus("rmdir", swap);
+  return FsyncDir(dir);
+}
+
+// Calls fn(batch, position) for every batch of `segment` below `end`.
+absl::Status ForEachStoredBatch(
+    const Segment& segment, FilePos end,
+    absl::FunctionRef<absl::Status(const RecordBatchView&, FilePos)> fn) {
+  absl::Status status;
+  RUNNEL_RETURN_IF_ERROR(
+      segment.ReadBatchInfos(0, end, [&](const BatchInfo& info) {
+        absl::StatusOr<std::string> bytes =
+            segment.Read(info.position, static_cast<size_t>(info.size_bytes));
+        if (!bytes.ok()) {
+          status = bytes.status();
+          return false;
+        }
+        absl::StatusOr<RecordBatchView> batch =
+            RecordBatchView::Parse(*bytes, BatchSource::kDisk);
+        status = batch.ok() ? fn(*batch, info.position) : batch.status();
+        return status.ok();
+      }));
+  return status;
 }
 
 SegmentOptions MakeSegmentOptions(const PartitionLogOptions& options,
@@ -90,7 +160,21 @@ absl::Status LogConfig::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid cleanup.policy: ", cleanup_policy));
   }
+  if (delete_retention_ms < 0) {
+    return bad("delete.retention.ms", delete_retention_ms);
+  }
+  if (min_compaction_lag_ms < 0) {
+    return bad("min.compaction.lag.ms", min_compaction_lag_ms);
+  }
   return absl::OkStatus();
+}
+
+bool LogConfig::compact() const {
+  return cleanup_policy.find("compact") != std::string::npos;
+}
+
+bool LogConfig::delete_enabled() const {
+  return cleanup_policy.find("delete") != std::string::npos;
 }
 
 PartitionLog::PartitionLog(PartitionLogOptions options)
@@ -123,17 +207,44 @@ absl::Status PartitionLog::RecoverLocked() {
   RUNNEL_ASSIGN_OR_RETURN(
       epochs_, LeaderEpochCache::Open(dir + "/" + kLeaderEpochCheckpointFile));
 
-  Offset checkpoint_start = 0;
-  auto entries = CheckpointFile(dir + "/" + kLogStartOffsetFile).Read();
-  if (entries.ok()) {
-    for (const CheckpointEntry& e : *entries) {
-      if (e.topic == options_.topic && e.partition == options_.partition) {
-        checkpoint_start = e.offset;
-      }
-    }
-  } else if (entries.status().code() != absl::StatusCode::kNotFound) {
-    return entries.status();
+  // A compaction that committed (its swap directory exists) is completed;
+  // one that did not is dropped.
+  RUNNEL_RETURN_IF_ERROR(MoveSwappedFiles(dir));
+  std::error_code cleaning_ec;
+  // A pass stopped before its commit may have raised the checkpoint over a
+  // segment it did not replace: passes map from the start until one gets
+  // past the checkpoint again (durably noted before the copy goes).
+  remap_pending_ =
+      std::filesystem::exists(dir + "/" + kCleanerRemapFile, cleaning_ec);
+  if (!remap_pending_ &&
+      std::filesystem::exists(dir + "/" + kCleaningDir, cleaning_ec)) {
+    RUNNEL_RETURN_IF_ERROR(SetCleanerRemapLocked(true));
   }
+  std::filesystem::remove_all(dir + "/" + kCleaningDir, cleaning_ec);
+  if (cleaning_ec) {
+    return absl::InternalError(
+        absl::StrCat(dir, "/", kCleaningDir, ": ", cleaning_ec.message()));
+  }
+
+  auto read_checkpoint = [&](const char* name) -> absl::StatusOr<Offset> {
+    Offset offset = 0;
+    auto entries = CheckpointFile(dir + "/" + name).Read();
+    if (entries.ok()) {
+      for (const CheckpointEntry& e : *entries) {
+        if (e.topic == options_.topic && e.partition == options_.partition) {
+          offset = e.offset;
+        }
+      }
+    } else if (entries.status().code() != absl::StatusCode::kNotFound) {
+      return entries.status();
+    }
+    return offset;
+  };
+  RUNNEL_ASSIGN_OR_RETURN(Offset checkpoint_start,
+                          read_checkpoint(kLogStartOffsetFile));
+  RUNNEL_ASSIGN_OR_RETURN(cleaned_end_,
+                          read_checkpoint(kCleanerCheckpointFile));
+  dirty_start_ = remap_pending_ ? 0 : cleaned_end_;
 
   // Find the segments; index files without a .log, and files renamed for
   // a deletion (".deleted"), are leftovers of a deletion interrupted by a
@@ -193,26 +304,36 @@ absl::Status PartitionLog::RecoverLocked() {
     for (auto it = start; it != segments_.end(); ++it) {
       Segment* segment = it->second.get();
       const bool last = std::next(it) == segments_.end();
-      if (it != start && std::prev(it)->second->next_offset() != it->first) {
-        recovery_problems_.push_back(absl::DataLossError(absl::StrCat(
-            segment->log_path(), ": segment starts at offset ", it->first,
-            " but the previous one ends at ",
-            std::prev(it)->second->next_offset(), " (position 0)")));
-        segments_.erase(it, segments_.end());
-        break;
+      // A compacted segment may end before the next one starts.
+      const bool gaps = it->first < cleaned_end_;
+      if (it != start) {
+        Segment* prev = std::prev(it)->second.get();
+        const bool prev_gaps = std::prev(it)->first < cleaned_end_;
+        if (prev_gaps ? prev->next_offset() > it->first
+                      : prev->next_offset() != it->first) {
+          recovery_problems_.push_back(absl::DataLossError(
+              absl::StrCat(segment->log_path(), ": segment starts at offset ",
+                           it->first, " but the previous one ends at ",
+                           prev->next_offset(), " (position 0)")));
+          segments_.erase(it, segments_.end());
+          break;
+        }
+        prev->set_next_offset(it->first);
       }
       absl::StatusOr<SegmentRecovery> recovery;
       if (options_.clean_shutdown) {
-        recovery = segment->LoadTail(kMaxStoredBatchBytes, prev_epoch);
+        recovery = segment->LoadTail(kMaxStoredBatchBytes, prev_epoch, gaps);
       } else {
         std::vector<EpochEntry> seen;
         recovery = segment->Recover(
-            kMaxStoredBatchBytes, prev_epoch, [&seen](const BatchInfo& b) {
+            kMaxStoredBatchBytes, prev_epoch,
+            [&seen](const BatchInfo& b) {
               if (b.leader_epoch >= 0 &&
                   (seen.empty() || seen.back().epoch != b.leader_epoch)) {
                 seen.push_back({b.leader_epoch, b.base_offset});
               }
-            });
+            },
+            gaps);
         // Like Kafka's LogSegment.recover: an epoch newer than the cache's
         // latest is assigned where it first appears, repairing a lost or
         // stale checkpoint.
@@ -600,29 +721,50 @@ absl::StatusOr<PartitionLog::ReadResult> PartitionLog::Read(
   std::shared_ptr<Segment> segment;
   FilePos end = 0;
   ReadResult result;
-  {
-    absl::MutexLock lock(&mu_);
-    RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
-    result.log_start_offset = log_start_offset_.load(std::memory_order_relaxed);
-    result.log_end_offset = log_end_offset_.load(std::memory_order_relaxed);
-    result.first_offset = offset;
-    result.next_offset = offset;
-    if (offset < result.log_start_offset || offset > result.log_end_offset) {
-      return absl::OutOfRangeError(absl::StrCat(
-          options_.dir, ": offset ", offset, " is outside [",
-          result.log_start_offset, ", ", result.log_end_offset, "]"));
+  // The segment holding `offset`, or, when compaction removed the rest of
+  // that one, the next segment with a batch. The first look checks the range
+  // under the same lock, so a segment below `offset` exists.
+  FilePos position = 0;
+  bool first_look = true;
+  for (Offset target = offset;;) {
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
+      if (first_look) {
+        first_look = false;
+        result.log_start_offset =
+            log_start_offset_.load(std::memory_order_relaxed);
+        result.log_end_offset = log_end_offset_.load(std::memory_order_relaxed);
+        result.first_offset = offset;
+        result.next_offset = offset;
+        if (offset < result.log_start_offset ||
+            offset > result.log_end_offset) {
+          return absl::OutOfRangeError(absl::StrCat(
+              options_.dir, ": offset ", offset, " is outside [",
+              result.log_start_offset, ", ", result.log_end_offset, "]"));
+        }
+        if (offset == result.log_end_offset) return result;
+      } else if (target < segments_.begin()->first) {
+        // Retention deleted the segments in between since the last look.
+        return absl::OutOfRangeError(
+            absl::StrCat(options_.dir, ": offset ", offset,
+                         " was deleted while it was read"));
+      }
+      auto it = std::prev(segments_.upper_bound(target));
+      segment = it->second;
+      last = std::next(it) == segments_.end();
+      if (!last) target = std::next(it)->first;
+      // A batch boundary: the appender publishes size() after a whole
+      // batch. No flush and no wait here: bytes the writer has not written
+      // yet are served from its tail cache (Segment::Read), so a tailing
+      // read never stalls appends behind I/O.
+      end = segment->size();
     }
-    if (offset == result.log_end_offset) return result;
-    auto it = std::prev(segments_.upper_bound(offset));
-    segment = it->second;
-    // A batch boundary: the appender publishes size() after a whole batch.
-    // No flush and no wait here: bytes the writer has not written yet are
-    // served from its tail cache (Segment::Read), so a tailing read never
-    // stalls appends behind I/O.
-    end = segment->size();
+    RUNNEL_ASSIGN_OR_RETURN(position, segment->FindBatch(offset, end));
+    if (position < end) break;
+    if (last) return result;
   }
-  RUNNEL_ASSIGN_OR_RETURN(FilePos position, segment->FindBatch(offset, end));
-  if (position >= end) return result;
   // One read of up to max_bytes, then keep the whole batches inside it; the
   // first batch is returned whole even when it is larger (Kafka), if asked.
   if (!at_least_one_batch && max_bytes < kBatchLogOverhead) return result;
@@ -706,8 +848,11 @@ absl::Status PartitionLog::TruncateTo(Offset offset) {
       offset < segments_.begin()->first) {
     return TruncateFullyAndStartAtLocked(offset);
   }
+  ++truncations_;
   // Later segments go whole.
   auto target = std::prev(segments_.upper_bound(offset));
+  // New records may land below the cleaner checkpoint: map them again.
+  RUNNEL_RETURN_IF_ERROR(LowerDirtyStartLocked(target->first));
   while (std::next(target) != segments_.end()) {
     auto last = std::prev(segments_.end());
     RUNNEL_RETURN_IF_ERROR(last->second->CloseWriter());
@@ -718,14 +863,16 @@ absl::Status PartitionLog::TruncateTo(Offset offset) {
   if (segment->active()) RUNNEL_RETURN_IF_ERROR(WaitWrittenLocked());
   RUNNEL_ASSIGN_OR_RETURN(FilePos position,
                           segment->FindBatch(offset, segment->size()));
-  Offset new_end = segment->next_offset();
+  // In a compacted segment `offset` may fall in a gap (before the next
+  // batch, or after the last one): the log then ends at `offset` itself.
+  Offset new_end = std::min(segment->next_offset(), offset);
   if (position < segment->size()) {
     // The batch holding `offset` goes whole: batches are never split.
-    RUNNEL_RETURN_IF_ERROR(segment->ReadBatchInfos(position, segment->size(),
-                                                   [&](const BatchInfo& b) {
-                                                     new_end = b.base_offset;
-                                                     return false;
-                                                   }));
+    RUNNEL_RETURN_IF_ERROR(segment->ReadBatchInfos(
+        position, segment->size(), [&](const BatchInfo& b) {
+          new_end = std::min(b.base_offset, offset);
+          return false;
+        }));
   }
   RUNNEL_RETURN_IF_ERROR(segment->TruncateTo(position, new_end));
   RUNNEL_RETURN_IF_ERROR(segment->Activate());
@@ -741,6 +888,8 @@ absl::Status PartitionLog::TruncateTo(Offset offset) {
 }
 
 absl::Status PartitionLog::TruncateFullyAndStartAtLocked(Offset offset) {
+  ++truncations_;
+  RUNNEL_RETURN_IF_ERROR(LowerDirtyStartLocked(offset));
   for (auto& [base, segment] : segments_) {
     RUNNEL_RETURN_IF_ERROR(segment->CloseWriter());
     RUNNEL_RETURN_IF_ERROR(segment->DeleteFiles());
@@ -768,20 +917,24 @@ absl::Status PartitionLog::SetLogStartLocked(Offset offset) {
 
 absl::Status PartitionLog::DeleteOldestSegmentLocked() {
   RUNNEL_CHECK(segments_.size() > 1);
-  auto oldest = segments_.begin();
+  return DeleteSegmentLocked(segments_.begin());
+}
+
+absl::Status PartitionLog::DeleteSegmentLocked(SegmentMap::iterator it) {
+  RUNNEL_CHECK(std::next(it) != segments_.end());
   if (options_.reaper == nullptr) {
-    RUNNEL_RETURN_IF_ERROR(oldest->second->DeleteFiles());
+    RUNNEL_RETURN_IF_ERROR(it->second->DeleteFiles());
   } else {
     // Renamed now (cheap, under the lock), shrunk and unlinked later by the
     // reaper, once no reader holds the segment (FileReaper).
     RUNNEL_ASSIGN_OR_RETURN(std::vector<std::string> doomed,
-                            oldest->second->RenameForDeletion());
-    const std::weak_ptr<const void> holder = oldest->second;
+                            it->second->RenameForDeletion());
+    const std::weak_ptr<const void> holder = it->second;
     for (std::string& path : doomed) {
       options_.reaper->Add(std::move(path), holder);
     }
   }
-  segments_.erase(oldest);
+  segments_.erase(it);
   return absl::OkStatus();
 }
 
@@ -813,7 +966,7 @@ absl::Status PartitionLog::DeleteRecordsBefore(Offset offset) {
 absl::StatusOr<int> PartitionLog::ApplyRetention() {
   absl::MutexLock lock(&mu_);
   RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
-  if (config_.cleanup_policy == "compact") return 0;
+  if (!config_.delete_enabled()) return 0;
   const int64_t now_ms = options_.clock->NowMs();
   int deleted = 0;
   // By age (Kafka: the segment's largest timestamp), oldest first, stopping
@@ -846,6 +999,326 @@ absl::StatusOr<int> PartitionLog::ApplyRetention() {
     }
   }
   return deleted;
+}
+
+// ---- compaction -------------------------------------------------------------
+
+struct PartitionLog::CleanedSegment {
+  bool empty = false;  // no batch left
+  int64_t records_removed = 0;
+  int64_t bytes_before = 0;
+  int64_t bytes_after = 0;
+};
+
+namespace {
+
+// What a compaction pass learnt from the segments it mapped
+// (docs/log-format.md, "Compaction").
+struct CleanerMap {
+  // Every key's latest offset.
+  absl::flat_hash_map<std::string, Offset> latest;
+  size_t bytes = 0;  // as counted against compaction_map_bytes
+
+  absl::Status Add(const RecordBatchView& batch, std::string& decompressed) {
+    // Control batches (transaction markers) are never cleaned: their keys
+    // are not the topic's.
+    if (batch.is_control()) return absl::OkStatus();
+    return batch.ForEachRecordView(
+        [&](const RecordView& r) {
+          if (!r.key.has_value()) return absl::OkStatus();
+          auto [slot, added] = latest.try_emplace(
+              absl::string_view(r.key->data(), r.key->size()), r.offset);
+          if (added) {
+            bytes += r.key->size() + kEntryOverhead;
+          } else {
+            slot->second = r.offset;
+          }
+          return absl::OkStatus();
+        },
+        &decompressed, BatchSource::kDisk);
+  }
+
+  static constexpr size_t kEntryOverhead = 64;
+};
+
+}  // namespace
+
+absl::StatusOr<PartitionLog::CompactionResult> PartitionLog::Compact() {
+  absl::MutexLock cleaner(&cleaner_mu_);
+  struct Candidate {
+    std::shared_ptr<Segment> segment;
+    FilePos end = 0;
+  };
+  std::vector<Candidate> candidates;
+  LogConfig config;
+  int64_t now_ms = 0;
+  uint64_t truncations = 0;
+  Offset dirty_start = 0;
+  Offset after_candidates = 0;  // base of the segment after the last one
+  {
+    absl::MutexLock lock(&mu_);
+    RUNNEL_RETURN_IF_ERROR(CheckOpenLocked());
+    config = config_;
+    if (!config.compact()) return CompactionResult{};
+    now_ms = options_.clock->NowMs();
+    truncations = truncations_;
+    dirty_start = dirty_start_;
+    // Closed segments only (never the active one), oldest first, up to the
+    // first one with a record younger than min.compaction.lag.ms.
+    auto it = segments_.begin();
+    for (; std::next(it) != segments_.end(); ++it) {
+      const Segment& segment = *it->second;
+      if (segment.max_timestamp() > now_ms - config.min_compaction_lag_ms) {
+        break;
+      }
+      candidates.push_back({it->second, segment.size()});
+    }
+    after_candidates = it->first;
+  }
+
+  // Like Kafka's cleaner: the map covers the dirty segments (from the
+  // cleaner checkpoint on), whole segments until it reaches
+  // compaction_map_bytes (at least one); the pass then cleans every segment
+  // from the first to the last mapped one. Segments below the checkpoint
+  // already hold at most one record per key, so a key the map does not
+  // know stays.
+  size_t first_dirty = 0;
+  while (first_dirty < candidates.size() &&
+         candidates[first_dirty].segment->base_offset() < dirty_start) {
+    ++first_dirty;
+  }
+  CleanerMap map;
+  size_t cleaned_count = first_dirty;  // candidates [0, cleaned_count)
+  {
+    std::string decompressed;
+    for (size_t i = first_dirty; i < candidates.size(); ++i) {
+      if (i > first_dirty && map.bytes >= options_.compaction_map_bytes) break;
+      const Candidate& c = candidates[i];
+      absl::Status s = ForEachStoredBatch(
+          *c.segment, c.end, [&](const RecordBatchView& batch, FilePos) {
+            return map.Add(batch, decompressed);
+          });
+      if (!s.ok()) return ClosedOr(s);
+      ++cleaned_count;
+    }
+  }
+  const Offset clean_end =
+      cleaned_count < candidates.size()
+          ? candidates[cleaned_count].segment->base_offset()
+          : after_candidates;
+
+  CompactionResult result;
+  for (size_t i = 0; i < cleaned_count; ++i) {
+    const Candidate& c = candidates[i];
+    const bool drop_tombstones =
+        c.segment->max_timestamp() < now_ms - config.delete_retention_ms;
+    auto keep = [&](const RecordView& r) {
+      // Kafka's cleaner drops records without a key, and every record but
+      // the latest of its key; the latest is a tombstone for a while.
+      if (!r.key.has_value()) return false;
+      auto found =
+          map.latest.find(absl::string_view(r.key->data(), r.key->size()));
+      if (found != map.latest.end() && found->second != r.offset) return false;
+      return r.value.has_value() || !drop_tombstones;
+    };
+    // Nothing else is kept for its own sake: a stale record kept would
+    // outlive the tombstone that deletes its key. The log end offset does
+    // not need its last batch: the active segment's name carries it.
+    auto filter = [&](const RecordBatchView& batch,
+                      FilePos) -> absl::StatusOr<FilteredBatch> {
+      if (batch.is_control()) return FilteredBatch{};
+      return FilterBatch(batch, keep);
+    };
+    CleanedSegment cleaned;
+    absl::StatusOr<bool> changed =
+        CleanSegment(c.segment, c.end, config, filter, &cleaned);
+    if (!changed.ok()) return ClosedOr(changed.status());
+    if (!*changed) continue;
+    absl::MutexLock lock(&mu_);
+    RUNNEL_RETURN_IF_ERROR(InstallCleanedLocked(
+        c.segment->base_offset(), c.segment, truncations, cleaned, &result));
+  }
+  // The next pass maps from where this one's map ended.
+  absl::MutexLock lock(&mu_);
+  if (!closed_ && truncations == truncations_) {
+    RUNNEL_RETURN_IF_ERROR(RaiseCleanerCheckpointLocked(clean_end));
+    dirty_start_ = std::max(dirty_start_, clean_end);
+    if (remap_pending_ && dirty_start_ >= cleaned_end_) {
+      RUNNEL_RETURN_IF_ERROR(SetCleanerRemapLocked(false));
+    }
+  }
+  return result;
+}
+
+absl::Status PartitionLog::LowerDirtyStartLocked(Offset offset) {
+  if (offset >= dirty_start_) return absl::OkStatus();
+  dirty_start_ = offset;
+  if (dirty_start_ < cleaned_end_ && !remap_pending_) {
+    return SetCleanerRemapLocked(true);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::SetCleanerRemapLocked(bool on) {
+  const std::string path = options_.dir + "/" + kCleanerRemapFile;
+  if (on) {
+    UniqueFd fd(
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd.valid()) return ErrnoStatus("create", path);
+  } else if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus("unlink", path);
+  }
+  RUNNEL_RETURN_IF_ERROR(FsyncDir(options_.dir));
+  remap_pending_ = on;
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::RaiseCleanerCheckpointLocked(Offset offset) {
+  if (offset <= cleaned_end_) return absl::OkStatus();
+  RUNNEL_RETURN_IF_ERROR(
+      CheckpointFile(options_.dir + "/" + kCleanerCheckpointFile)
+          .Write({{options_.topic, options_.partition, offset}}));
+  cleaned_end_ = offset;
+  return absl::OkStatus();
+}
+
+absl::Status PartitionLog::ClosedOr(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  // Closed or deleted under the pass: its files may be gone.
+  if (closed_) return CheckOpenLocked();
+  return status;
+}
+
+absl::StatusOr<bool> PartitionLog::CleanSegment(
+    const std::shared_ptr<Segment>& segment, FilePos end,
+    const LogConfig& config, BatchFilter filter, CleanedSegment* out) {
+  // First only look: most passes find most segments clean already.
+  bool dirty = false;
+  absl::Status scan = ForEachStoredBatch(
+      *segment, end, [&](const RecordBatchView& batch, FilePos position) {
+        RUNNEL_ASSIGN_OR_RETURN(FilteredBatch filtered,
+                                filter(batch, position));
+        if (filtered.kind == FilteredBatch::Kind::kUnchanged) {
+          return absl::OkStatus();
+        }
+        dirty = true;
+        return absl::CancelledError("dirty");  // stops the scan
+      });
+  if (!dirty) {
+    RUNNEL_RETURN_IF_ERROR(scan);
+    return false;
+  }
+
+  const std::string cleaning = options_.dir + "/" + kCleaningDir;
+  std::error_code ec;
+  std::filesystem::remove_all(cleaning, ec);
+  if (!ec) std::filesystem::create_directory(cleaning, ec);
+  if (ec)
+    return absl::InternalError(absl::StrCat(cleaning, ": ", ec.message()));
+  const Offset base = segment->base_offset();
+  const std::string path = SegmentFilePath(cleaning, base, kLogFileSuffix);
+  {
+    UniqueFd fd(
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd.valid()) return ErrnoStatus("open", path);
+    std::string chunk;
+    RUNNEL_RETURN_IF_ERROR(ForEachStoredBatch(
+        *segment, end, [&](const RecordBatchView& batch, FilePos position) {
+          out->bytes_before += static_cast<int64_t>(batch.size_bytes());
+          RUNNEL_ASSIGN_OR_RETURN(FilteredBatch filtered,
+                                  filter(batch, position));
+          out->records_removed += filtered.removed;
+          if (filtered.kind == FilteredBatch::Kind::kUnchanged) {
+            chunk.append(batch.bytes());
+          } else if (filtered.kind == FilteredBatch::Kind::kRewritten) {
+            chunk.append(filtered.bytes);
+          }
+          if (chunk.size() >= kCleanerWriteChunk) {
+            out->bytes_after += static_cast<int64_t>(chunk.size());
+            RUNNEL_RETURN_IF_ERROR(WriteAll(fd.get(), chunk, path));
+            chunk.clear();
+          }
+          return absl::OkStatus();
+        }));
+    out->bytes_after += static_cast<int64_t>(chunk.size());
+    RUNNEL_RETURN_IF_ERROR(WriteAll(fd.get(), chunk, path));
+    if (::fdatasync(fd.get()) != 0) return ErrnoStatus("fdatasync", path);
+  }
+  out->empty = out->bytes_after == 0;
+  // The copy's indexes, built the way recovery builds them; this also
+  // checks every batch of the copy. They are synced too: a segment below
+  // the recovery point is opened with its indexes as they are.
+  {
+    RUNNEL_ASSIGN_OR_RETURN(
+        auto copy, Segment::OpenClosed(cleaning, base,
+                                       MakeSegmentOptions(options_, config)));
+    RUNNEL_ASSIGN_OR_RETURN(
+        SegmentRecovery check,
+        copy->Recover(kMaxStoredBatchBytes, -1, nullptr, /*offset_gaps=*/true));
+    if (!check.problem.ok() || check.truncated) {
+      return absl::InternalError(absl::StrCat(
+          path, ": the cleaned copy does not verify: ",
+          check.problem.ok() ? "cut at " : check.problem.message(),
+          check.problem.ok() ? absl::StrCat(check.valid_bytes) : ""));
+    }
+    RUNNEL_RETURN_IF_ERROR(copy->offset_index().Sync());
+    RUNNEL_RETURN_IF_ERROR(copy->time_index().Sync());
+  }
+  RUNNEL_RETURN_IF_ERROR(FsyncDir(cleaning));
+  return true;
+}
+
+absl::Status PartitionLog::InstallCleanedLocked(
+    Offset base, const std::shared_ptr<Segment>& old, uint64_t truncations,
+    const CleanedSegment& cleaned, CompactionResult* result) {
+  const std::string& dir = options_.dir;
+  const std::string cleaning = dir + "/" + kCleaningDir;
+  auto drop_copy = [&cleaning] {
+    std::error_code ec;
+    std::filesystem::remove_all(cleaning, ec);  // also removed at open
+  };
+  auto it = segments_.find(base);
+  if (closed_ || truncations != truncations_ || it == segments_.end() ||
+      it->second != old || std::next(it) == segments_.end()) {
+    // Deleted, truncated or closed meanwhile: the copy is stale.
+    drop_copy();
+    return absl::OkStatus();
+  }
+  const Offset next_base = std::next(it)->first;
+  // Recovery must accept this segment's gaps before they can exist.
+  RUNNEL_RETURN_IF_ERROR(RaiseCleanerCheckpointLocked(next_base));
+  result->records_removed += cleaned.records_removed;
+  result->bytes_before += cleaned.bytes_before;
+  result->bytes_after += cleaned.bytes_after;
+  if (cleaned.empty && it != segments_.begin()) {
+    // The previous segment (below cleaned_end_ too) spans the gap. The
+    // first segment is replaced by an empty one instead: its base offset
+    // keeps the log start where it is, also after a restart. The copy goes
+    // last: while it exists, a restart maps from the start again.
+    std::prev(it)->second->set_next_offset(next_base);
+    RUNNEL_RETURN_IF_ERROR(DeleteSegmentLocked(it));
+    RUNNEL_RETURN_IF_ERROR(FsyncDir(dir));
+    drop_copy();
+    ++result->segments_removed;
+    return absl::OkStatus();
+  }
+  // The commit point: once the swap directory exists, the copy replaces the
+  // segment, now or at the next open.
+  const std::string swap = dir + "/" + kSwapDir;
+  if (::rename(cleaning.c_str(), swap.c_str()) != 0) {
+    return ErrnoStatus("rename", cleaning);
+  }
+  RUNNEL_RETURN_IF_ERROR(FsyncDir(dir));
+  // The old segment keeps serving the reads that picked it through its open
+  // descriptors and mappings of the replaced files.
+  RUNNEL_RETURN_IF_ERROR(MoveSwappedFiles(dir));
+  RUNNEL_ASSIGN_OR_RETURN(
+      auto fresh,
+      Segment::OpenClosed(dir, base, MakeSegmentOptions(options_, config_)));
+  fresh->set_next_offset(old->next_offset());
+  it->second = std::move(fresh);
+  ++result->segments_rewritten;
+  return absl::OkStatus();
 }
 
 void PartitionLog::SetConfig(const LogConfig& config) {

@@ -25,6 +25,7 @@
 #include "log/file_reaper.h"
 #include "log/leader_epoch_cache.h"
 #include "log/log_config.h"
+#include "log/record_batch.h"
 #include "log/record_bytes.h"
 #include "log/types.h"
 
@@ -68,6 +69,10 @@ struct PartitionLogOptions {
   // Deletes the segments retention removes, paced and after their last
   // reader (must outlive the log); null: they are unlinked at once.
   FileReaper* reaper = nullptr;
+  // Compaction's key map (Kafka's log.cleaner.dedupe.buffer.size): a pass
+  // maps the keys of as many closed segments as fit and cleans those; the
+  // rest wait for the next pass. Counted as key bytes + 64 per key.
+  size_t compaction_map_bytes = size_t{128} << 20;
 };
 
 // Thread-safe: every method may be called from any thread. One mutex
@@ -214,6 +219,33 @@ class PartitionLog {
   // cleanup_policy "compact". Returns the number of segments deleted.
   absl::StatusOr<int> ApplyRetention();
 
+  struct CompactionResult {
+    int segments_rewritten = 0;  // segments replaced by a cleaned copy
+    int segments_removed = 0;    // segments left without any record
+    int64_t records_removed = 0;
+    int64_t bytes_before = 0;  // .log bytes of those segments before
+    int64_t bytes_after = 0;   // and after the pass
+  };
+  // One compaction pass (Kafka's log cleaner) for a cleanup_policy with
+  // "compact"; nothing otherwise. Over the closed segments (never the
+  // active one), oldest first, up to the first whose largest timestamp is
+  // younger than min_compaction_lag_ms: maps each key to its latest offset
+  // (whole segments until the map reaches compaction_map_bytes, at least
+  // one), then rewrites every mapped segment that holds a record which is
+  // not the latest of its key, a record without a key, or a tombstone (null
+  // value) whose segment's largest timestamp is older than
+  // delete_retention_ms; control batches are left as they are. Offsets never
+  // change: the kept records keep theirs, batches keep their base and last
+  // offsets (FilterBatch), and the log's start and end offsets stay. A
+  // segment left without records is deleted, except the first one, which
+  // is replaced by an empty segment. Each rewritten segment replaces the old
+  // one atomically, also across a crash (docs/log-format.md,
+  // "Compaction"); reads and appends go on meanwhile (a read that picked
+  // the old segment finishes on it); a truncation meanwhile makes the pass
+  // drop its copies. One pass at a time per log. kFailedPrecondition if the
+  // log is closed; kDataLoss for a bad stored batch; kInternal for I/O.
+  absl::StatusOr<CompactionResult> Compact();
+
   // Alters the topic config at runtime (takes effect on the next append or
   // retention pass). An invalid config is ignored (RUNNEL_CHECK in debug is
   // not used: the caller validates with LogConfig::Validate()).
@@ -300,6 +332,9 @@ class PartitionLog {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RollLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status DeleteOldestSegmentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Deletes one segment that is not the active one.
+  absl::Status DeleteSegmentLocked(SegmentMap::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SetLogStartLocked(Offset offset)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status TruncateFullyAndStartAtLocked(Offset offset)
@@ -312,6 +347,40 @@ class PartitionLog {
     return segments_.rbegin()->second.get();
   }
   absl::Status CheckOpenLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Compaction: what becomes of one stored batch (at a position).
+  using BatchFilter = absl::FunctionRef<absl::StatusOr<FilteredBatch>(
+      const RecordBatchView&, FilePos)>;
+  // Writes the cleaned copy of `segment` (its batches below `end` through
+  // `filter`) into the cleaning directory, with synced indexes. Returns
+  // false when the segment needs no change (nothing is written then).
+  struct CleanedSegment;
+  absl::StatusOr<bool> CleanSegment(const std::shared_ptr<Segment>& segment,
+                                    FilePos end, const LogConfig& config,
+                                    BatchFilter filter, CleanedSegment* out);
+  // Lowers dirty_start_ to `offset` (a truncation), noting durably that the
+  // next passes map from the start if that is below the checkpoint.
+  absl::Status LowerDirtyStartLocked(Offset offset)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Creates (durably) or removes the cleaner-remap file.
+  absl::Status SetCleanerRemapLocked(bool on)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `offset` to the cleaner checkpoint if it is above cleaned_end_.
+  absl::Status RaiseCleanerCheckpointLocked(Offset offset)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // kFailedPrecondition if the log was closed meanwhile (a failed pass of a
+  // closed or deleted log), else `status`.
+  absl::Status ClosedOr(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+  // Commits the copy of the segment at `base`, if it is still `old` (not
+  // deleted or truncated meanwhile; else drops the copy): raises the
+  // cleaner checkpoint, then renames the cleaning directory to the swap
+  // directory and moves its files into place. A copy left empty deletes the
+  // segment instead, unless it is the first one.
+  absl::Status InstallCleanedLocked(Offset base,
+                                    const std::shared_ptr<Segment>& old,
+                                    uint64_t truncations,
+                                    const CleanedSegment& cleaned,
+                                    CompactionResult* result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const PartitionLogOptions options_;
   std::vector<absl::Status> recovery_problems_;
@@ -322,6 +391,24 @@ class PartitionLog {
   // retention or truncation deletes it.
   SegmentMap segments_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<LeaderEpochCache> epochs_ ABSL_GUARDED_BY(mu_);
+  // The cleaner checkpoint: segments below this offset may hold compacted
+  // batches (offset gaps). Raised and persisted before a cleaned segment
+  // commits, and at the end of a pass.
+  Offset cleaned_end_ ABSL_GUARDED_BY(mu_) = 0;
+  // Where the next pass starts its key map: segments below hold at most one
+  // record per key. The checkpoint at open, or 0 while remap_pending_;
+  // lowered by truncations.
+  Offset dirty_start_ ABSL_GUARDED_BY(mu_) = 0;
+  // The cleaner-remap file exists: a pass was interrupted before its commit
+  // (it may have raised the checkpoint over a segment it did not replace),
+  // or a truncation went below the checkpoint. Cleared by the first pass
+  // whose map reaches the checkpoint.
+  bool remap_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // Bumped by every truncation: a compaction pass that read a segment
+  // before one does not install its copy.
+  uint64_t truncations_ ABSL_GUARDED_BY(mu_) = 0;
+  // One Compact at a time.
+  absl::Mutex cleaner_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status close_status_ ABSL_GUARDED_BY(mu_);
   // Published with release stores under mu_; getters read them with acquire

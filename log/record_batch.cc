@@ -213,6 +213,11 @@ absl::Status ParseRecordBody(std::string_view body, size_t body_pos,
 
 struct WalkRules {
   bool strict = true;  // offsetDelta == index, timestamps <= maxTimestamp
+  // With strict: offset deltas strictly increase up to last_offset_delta
+  // instead of equalling the index (a compacted batch).
+  bool offset_gaps = false;
+  int32_t last_offset_delta = 0;
+  bool require_keys = false;  // with strict: a null key is an error
   TimestampType timestamp_type = TimestampType::kCreateTime;
   int64_t base_timestamp = 0;
   int64_t max_timestamp = 0;
@@ -366,14 +371,26 @@ class PieceRecords {
   std::string scratch_;
 };
 
-// ValidateBatch's per-record rules: offsetDelta is the record's index, and
-// under CreateTime its timestamp is at most maxTimestamp.
+// ValidateBatch's per-record rules: offsetDelta is the record's index (with
+// offset_gaps: above the previous record's `prev_delta` and at most
+// lastOffsetDelta), and under CreateTime its timestamp is at most
+// maxTimestamp.
 absl::Status CheckRecordRules(const RecordFields& fields, int32_t index,
-                              size_t pos, const RecordsContext& ctx,
+                              int32_t prev_delta, size_t pos,
+                              const RecordsContext& ctx,
                               const WalkRules& rules) {
-  if (fields.offset_delta != index) {
+  const bool delta_ok = rules.offset_gaps
+                            ? fields.offset_delta > prev_delta &&
+                                  fields.offset_delta <= rules.last_offset_delta
+                            : fields.offset_delta == index;
+  if (!delta_ok) {
     return ctx.Error(pos, absl::StrCat("record ", index, " has offsetDelta ",
                                        fields.offset_delta));
+  }
+  if (rules.require_keys && !fields.key.has_value()) {
+    return ctx.Error(
+        pos, absl::StrCat("record ", index,
+                          " has no key (a compacted topic needs keys)"));
   }
   if (rules.timestamp_type != TimestampType::kCreateTime) {
     return absl::OkStatus();
@@ -400,6 +417,7 @@ absl::Status WalkRecordsFrom(Input& in, int32_t count,
                              const RecordsContext& ctx, const WalkRules& rules,
                              Visitor& visitor) {
   size_t pos = 0;
+  int32_t prev_delta = -1;
   for (int32_t i = 0; i < count; ++i) {
     if (in.remaining() == 0) {
       return ctx.Error(pos,
@@ -416,7 +434,9 @@ absl::Status WalkRecordsFrom(Input& in, int32_t count,
     RUNNEL_RETURN_IF_ERROR(
         ParseRecordBody(in.Take(length), body_pos, ctx, visitor, fields));
     if (rules.strict) {
-      RUNNEL_RETURN_IF_ERROR(CheckRecordRules(fields, i, pos, ctx, rules));
+      RUNNEL_RETURN_IF_ERROR(
+          CheckRecordRules(fields, i, prev_delta, pos, ctx, rules));
+      prev_delta = fields.offset_delta;
     }
     RUNNEL_RETURN_IF_ERROR(visitor.OnRecord(fields));
     pos = body_pos + length;
@@ -808,9 +828,10 @@ absl::StatusOr<std::vector<RecordBatchView>> SplitBatches(
 namespace {
 
 // ValidateBatch's checks of the header fields behind the framing, the size
-// limit and the CRC: codec, record count and lastOffsetDelta.
+// limit and the CRC: codec, record count and lastOffsetDelta (with
+// offset_gaps: room for the records, see ValidateOptions).
 absl::Status ValidateHeaderFields(const RecordBatchView& view,
-                                  BatchSource source) {
+                                  BatchSource source, bool offset_gaps) {
   if (!IsKnownCompression(view.attributes())) {
     return BatchError(source, kAttributesPos,
                       absl::StrCat("unknown compression codec ",
@@ -821,7 +842,8 @@ absl::Status ValidateHeaderFields(const RecordBatchView& view,
     return BatchError(source, kRecordCountPos,
                       absl::StrCat("record count ", count, " is not positive"));
   }
-  if (view.last_offset_delta() != count - 1) {
+  if (offset_gaps ? view.last_offset_delta() < count - 1
+                  : view.last_offset_delta() != count - 1) {
     return BatchError(source, kLastOffsetDeltaPos,
                       absl::StrCat("lastOffsetDelta ", view.last_offset_delta(),
                                    " with ", count, " records"));
@@ -878,9 +900,13 @@ absl::Status ValidateBatchPieces(std::string_view header,
                                      ", computed ", computed));
     }
   }
-  RUNNEL_RETURN_IF_ERROR(ValidateHeaderFields(view, source));
+  RUNNEL_RETURN_IF_ERROR(
+      ValidateHeaderFields(view, source, options.offset_gaps));
 
   const WalkRules rules{.strict = true,
+                        .offset_gaps = options.offset_gaps,
+                        .last_offset_delta = view.last_offset_delta(),
+                        .require_keys = options.require_keys,
                         .timestamp_type = view.timestamp_type(),
                         .base_timestamp = view.base_timestamp(),
                         .max_timestamp = view.max_timestamp()};
@@ -930,6 +956,92 @@ void StampLogAppendTime(char* batch, size_t size, int64_t timestamp_ms) {
             Crc32c(batch + kAttributesPos, size - kAttributesPos));
 }
 
+void AppendRecordEncoding(std::string& out, int64_t timestamp_delta,
+                          int32_t offset_delta,
+                          std::optional<std::string_view> key,
+                          std::optional<std::string_view> value,
+                          std::span<const RecordHeaderView> headers) {
+  size_t body_size = 1 + VarintSize64(timestamp_delta) +
+                     VarintSize32(offset_delta) + NullableSize(key) +
+                     NullableSize(value) +
+                     VarintSize32(static_cast<int32_t>(headers.size()));
+  for (const RecordHeaderView& h : headers) {
+    body_size += VarintSize32(static_cast<int32_t>(h.key.size())) +
+                 h.key.size() + NullableSize(h.value);
+  }
+  RUNNEL_CHECK(body_size <= INT32_MAX);
+
+  // The fixed fields in one append: length, attributes, the two deltas and
+  // the key's length.
+  char prefix[kMaxVarint32Bytes + 1 + kMaxVarint64Bytes + kMaxVarint32Bytes +
+              kMaxVarint32Bytes];
+  char* p = prefix;
+  p += PutVarint32(p, static_cast<int32_t>(body_size));
+  *p++ = '\0';  // record attributes: unused
+  p += PutVarint64(p, timestamp_delta);
+  p += PutVarint32(p, offset_delta);
+  p += PutVarint32(p, key.has_value() ? static_cast<int32_t>(key->size()) : -1);
+  out.append(prefix, static_cast<size_t>(p - prefix));
+  if (key.has_value()) out.append(*key);
+  AppendNullable(out, value);
+  AppendVarint32(out, static_cast<int32_t>(headers.size()));
+  for (const RecordHeaderView& h : headers) {
+    AppendVarint32(out, static_cast<int32_t>(h.key.size()));
+    out.append(h.key);
+    AppendNullable(out, h.value);
+  }
+}
+
+absl::StatusOr<FilteredBatch> FilterBatch(
+    const RecordBatchView& batch,
+    absl::FunctionRef<bool(const RecordView&)> keep) {
+  FilteredBatch out;
+  std::string records;
+  std::string decompressed;
+  const int64_t base_timestamp = batch.base_timestamp();
+  int64_t max_timestamp = kNoTimestamp;
+  RUNNEL_RETURN_IF_ERROR(batch.ForEachRecordView(
+      [&](const RecordView& r) {
+        if (!keep(r)) {
+          ++out.removed;
+          return absl::OkStatus();
+        }
+        ++out.kept;
+        max_timestamp = std::max(max_timestamp, r.timestamp);
+        AppendRecordEncoding(
+            records, WrappingSub(r.timestamp, base_timestamp),
+            static_cast<int32_t>(r.offset - batch.base_offset()), r.key,
+            r.value,
+            std::span<const RecordHeaderView>(r.headers.data(),
+                                              r.headers.size()));
+        return absl::OkStatus();
+      },
+      &decompressed, BatchSource::kDisk));
+  if (out.removed == 0) return out;
+  if (out.kept == 0) {
+    out.kind = FilteredBatch::Kind::kEmpty;
+    return out;
+  }
+  out.kind = FilteredBatch::Kind::kRewritten;
+  out.bytes.assign(batch.bytes().substr(0, kBatchHeaderSize));
+  if (batch.compression() == Compression::kNone) {
+    out.bytes.append(records);
+  } else {
+    absl::Status s = Compress(batch.compression(), records, 0, out.bytes);
+    if (!s.ok()) return absl::InternalError(s.message());
+  }
+  char* h = out.bytes.data();
+  StoreBe32(h + kBatchLengthPos,
+            static_cast<uint32_t>(out.bytes.size() - kBatchLogOverhead));
+  StoreBe32(h + kRecordCountPos, static_cast<uint32_t>(out.kept));
+  if (batch.timestamp_type() == TimestampType::kCreateTime) {
+    StoreBe64(h + kMaxTimestampPos, static_cast<uint64_t>(max_timestamp));
+  }
+  StoreBe32(h + kCrcPos,
+            Crc32c(h + kAttributesPos, out.bytes.size() - kAttributesPos));
+  return out;
+}
+
 // ---- RecordBatchBuilder ----------------------------------------------------
 
 RecordBatchBuilder::RecordBatchBuilder(BatchBuilderOptions options)
@@ -959,38 +1071,8 @@ void RecordBatchBuilder::Append(int64_t timestamp_ms,
     max_timestamp_ = timestamp_ms;
   }
   max_timestamp_ = std::max(max_timestamp_, timestamp_ms);
-  const int64_t timestamp_delta = WrappingSub(timestamp_ms, base_timestamp_);
-  const int32_t offset_delta = record_count_;
-
-  size_t body_size = 1 + VarintSize64(timestamp_delta) +
-                     VarintSize32(offset_delta) + NullableSize(key) +
-                     NullableSize(value) +
-                     VarintSize32(static_cast<int32_t>(headers.size()));
-  for (const RecordHeaderView& h : headers) {
-    body_size += VarintSize32(static_cast<int32_t>(h.key.size())) +
-                 h.key.size() + NullableSize(h.value);
-  }
-  RUNNEL_CHECK(body_size <= INT32_MAX);
-
-  // The fixed fields in one append: length, attributes, the two deltas and
-  // the key's length.
-  char prefix[kMaxVarint32Bytes + 1 + kMaxVarint64Bytes + kMaxVarint32Bytes +
-              kMaxVarint32Bytes];
-  char* p = prefix;
-  p += PutVarint32(p, static_cast<int32_t>(body_size));
-  *p++ = '\0';  // record attributes: unused
-  p += PutVarint64(p, timestamp_delta);
-  p += PutVarint32(p, offset_delta);
-  p += PutVarint32(p, key.has_value() ? static_cast<int32_t>(key->size()) : -1);
-  records_.append(prefix, static_cast<size_t>(p - prefix));
-  if (key.has_value()) records_.append(*key);
-  AppendNullable(records_, value);
-  AppendVarint32(records_, static_cast<int32_t>(headers.size()));
-  for (const RecordHeaderView& h : headers) {
-    AppendVarint32(records_, static_cast<int32_t>(h.key.size()));
-    records_.append(h.key);
-    AppendNullable(records_, h.value);
-  }
+  AppendRecordEncoding(records_, WrappingSub(timestamp_ms, base_timestamp_),
+                       record_count_, key, value, headers);
   ++record_count_;
   if (options_.compression == Compression::kNone &&
       records_.size() - crc_end_ >= kCrcChunkBytes) {

@@ -206,6 +206,14 @@ struct ValidateOptions {
   // false: the caller has already compared the CRC (RecordBatchView::
   // CrcMatches) and the check is skipped; every other check still runs.
   bool check_crc = true;
+  // A batch compaction rewrote (only for kDisk input of a compacted log):
+  // the offset deltas strictly increase within [0, lastOffsetDelta] and
+  // lastOffsetDelta >= n-1, instead of deltas 0..n-1 and lastOffsetDelta ==
+  // n-1 (the removed records leave gaps; docs/log-format.md, "Compaction").
+  bool offset_gaps = false;
+  // Every record must have a key (Kafka refuses a record without one for a
+  // compacted topic): a null key is an error like any malformed record.
+  bool require_keys = false;
 };
 
 // Checks every field a buggy or malicious producer can get wrong: framing and
@@ -235,6 +243,41 @@ uint32_t ComputeBatchCrc(std::string_view header,
 absl::Status ValidateBatchPieces(std::string_view header,
                                  std::span<const std::string_view> body,
                                  const ValidateOptions& options = {});
+
+// What FilterBatch made of a batch.
+struct FilteredBatch {
+  enum class Kind {
+    kUnchanged,  // every record kept: the batch stays byte for byte
+    kEmpty,      // no record kept: the batch goes
+    kRewritten,  // `bytes` is the batch with the kept records
+  };
+  Kind kind = Kind::kUnchanged;
+  std::string bytes;  // kRewritten only
+  int32_t kept = 0;
+  int32_t removed = 0;
+};
+
+// Compaction's rewrite of one stored batch (Kafka's MemoryRecords.filterTo):
+// keeps the records for which `keep` is true, in order. A rewritten batch
+// keeps the header's baseOffset, partitionLeaderEpoch, attributes (and so
+// the codec: the kept records are compressed again with it),
+// lastOffsetDelta (the producer's last sequence stays derivable),
+// baseTimestamp, producer id, epoch and base sequence; each kept record
+// keeps its offsetDelta and timestamp. recordCount, maxTimestamp (under
+// CreateTime: of the kept records), batchLength and the CRC are new. The
+// result passes ValidateBatch with kDisk and offset_gaps. Errors: the
+// batch's own (kDataLoss), or kInternal if its codec fails.
+absl::StatusOr<FilteredBatch> FilterBatch(
+    const RecordBatchView& batch,
+    absl::FunctionRef<bool(const RecordView&)> keep);
+
+// Appends one record's encoding (length varint, attributes, the two deltas,
+// key, value, headers) to `out`: what RecordBatchBuilder::Append writes.
+void AppendRecordEncoding(std::string& out, int64_t timestamp_delta,
+                          int32_t offset_delta,
+                          std::optional<std::string_view> key,
+                          std::optional<std::string_view> value,
+                          std::span<const RecordHeaderView> headers);
 
 // In-place header edits the broker makes when appending. baseOffset and
 // partitionLeaderEpoch are outside the CRC, so no re-encode and no new CRC.

@@ -397,7 +397,7 @@ absl::StatusOr<std::vector<std::string>> Segment::RenameForDeletion() {
 
 absl::StatusOr<SegmentRecovery> Segment::Recover(
     size_t max_batch_bytes, int32_t prev_epoch,
-    const std::function<void(const BatchInfo&)>& on_batch) {
+    const std::function<void(const BatchInfo&)>& on_batch, bool offset_gaps) {
   RUNNEL_CHECK(writer_ == nullptr);
   struct stat st;
   if (fstat(read_fd_.get(), &st) != 0) return ErrnoError("fstat", log_path_);
@@ -440,10 +440,11 @@ absl::StatusOr<SegmentRecovery> Segment::Recover(
       if (!view.ok()) {
         bad = view.status();
       } else {
-        bad = ValidateBatch(
-            view->bytes(),
-            {.source = BatchSource::kDisk, .max_batch_bytes = max_batch_bytes});
-        if (bad.ok() && info.base_offset != next) {
+        bad = ValidateBatch(view->bytes(), {.source = BatchSource::kDisk,
+                                            .max_batch_bytes = max_batch_bytes,
+                                            .offset_gaps = offset_gaps});
+        if (bad.ok() && (offset_gaps ? info.base_offset < next
+                                     : info.base_offset != next)) {
           bad = absl::DataLossError(absl::StrCat(
               "batch base offset ", info.base_offset, ", expected ", next));
         }
@@ -502,11 +503,12 @@ absl::StatusOr<SegmentRecovery> Segment::Recover(
 }
 
 absl::StatusOr<SegmentRecovery> Segment::LoadTail(size_t max_batch_bytes,
-                                                  int32_t prev_epoch) {
+                                                  int32_t prev_epoch,
+                                                  bool offset_gaps) {
   RUNNEL_CHECK(writer_ == nullptr);
   const FilePos file_size = size();
   auto fallback = [&]() {
-    return Recover(max_batch_bytes, prev_epoch, nullptr);
+    return Recover(max_batch_bytes, prev_epoch, nullptr, offset_gaps);
   };
   if (offset_index_->opened_file_bytes() % kOffsetIndexEntrySize != 0 ||
       time_index_->opened_file_bytes() % kTimeIndexEntrySize != 0 ||
@@ -535,7 +537,8 @@ absl::StatusOr<SegmentRecovery> Segment::LoadTail(size_t max_batch_bytes,
     BatchInfo info = DecodeHeader(head.data(), pos);
     if (info.size_bytes < static_cast<int64_t>(kBatchHeaderSize) ||
         pos + info.size_bytes > file_size ||
-        (next != kNoOffset && info.base_offset != next)) {
+        (next != kNoOffset &&
+         (offset_gaps ? info.base_offset < next : info.base_offset != next))) {
       return fallback();
     }
     RUNNEL_ASSIGN_OR_RETURN(

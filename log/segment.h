@@ -125,9 +125,14 @@ class Segment {
   // `prev_epoch`), rebuilds both indexes, cuts the .log after the last valid
   // batch and sets size() and next_offset(). `on_batch` (may be null) sees
   // every valid batch, in order. Only for a closed segment.
+  // `offset_gaps`: a segment compaction may have rewritten; its offsets only
+  // increase (the first base offset >= base_offset(), each batch starts
+  // after the previous one's last offset) and batches may have gaps between
+  // their offset deltas (ValidateOptions::offset_gaps).
   absl::StatusOr<SegmentRecovery> Recover(
       size_t max_batch_bytes, int32_t prev_epoch,
-      const std::function<void(const BatchInfo&)>& on_batch);
+      const std::function<void(const BatchInfo&)>& on_batch,
+      bool offset_gaps = false);
 
   // Clean-shutdown check of an (active-to-be) segment: scans the batches
   // after the last offset-index entry (framing + CRC), cutting a torn or bad
@@ -135,7 +140,8 @@ class Segment {
   // index file sizes; on any doubt it falls back to Recover and returns its
   // result. Only for a closed segment.
   absl::StatusOr<SegmentRecovery> LoadTail(size_t max_batch_bytes,
-                                           int32_t prev_epoch);
+                                           int32_t prev_epoch,
+                                           bool offset_gaps = false);
 
   // Makes a closed segment active: opens the AppendWriter at size() and
   // preallocates the indexes again.

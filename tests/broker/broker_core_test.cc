@@ -3,8 +3,11 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -279,6 +282,107 @@ TEST_F(BrokerCoreTest, OversizeBatchIsRecordTooLarge) {
   EXPECT_EQ(ErrorKindOf(r.status), ErrorKind::kRecordTooLarge) << r.status;
   EXPECT_EQ(LogEnd("t"), 0);
   RUNNEL_EXPECT_OK(ProduceSync(*core_, "t", 0, MakeBatch(1, 0, 0, 100)).status);
+}
+
+// One batch of (key, value) records, stamped like the broker stamps it.
+std::string KeyedBatch(
+    const std::vector<std::pair<std::optional<std::string>, std::string>>&
+        records) {
+  log::RecordBatchBuilder builder({.partition_leader_epoch = 0});
+  for (const auto& [key, value] : records) {
+    builder.Append(1'700'000'000'000, key, value);
+  }
+  return builder.Build().value();
+}
+
+// Every record of `bytes`: offset, key, value.
+std::vector<std::tuple<log::Offset, std::string, std::string>> Records(
+    const std::string& bytes) {
+  std::vector<std::tuple<log::Offset, std::string, std::string>> out;
+  auto batches = log::SplitBatches(bytes, log::BatchSource::kDisk);
+  EXPECT_THAT(batches, IsOk());
+  if (!batches.ok()) return out;
+  for (const log::RecordBatchView& batch : *batches) {
+    auto records = batch.DecodeRecords(log::BatchSource::kDisk);
+    EXPECT_THAT(records, IsOk());
+    if (!records.ok()) continue;
+    for (const log::Record& r : *records) {
+      out.emplace_back(r.offset, r.key.value_or("<null>"),
+                       r.value.value_or("<null>"));
+    }
+  }
+  return out;
+}
+
+TEST_F(BrokerCoreTest, CompactedTopicRefusesRecordsWithoutKeys) {
+  CreateTopic("c", 1, {{"cleanup.policy", "compact"}});
+  RUNNEL_ASSERT_OK(
+      ProduceSync(*core_, "c", 0, KeyedBatch({{"k", "1"}})).status);
+  ProduceResult r = ProduceSync(*core_, "c", 0,
+                                KeyedBatch({{"k", "2"}, {std::nullopt, "x"}}));
+  EXPECT_EQ(ErrorKindOf(r.status), ErrorKind::kInvalidRecord) << r.status;
+  EXPECT_THAT(std::string(r.status.message()), ::testing::HasSubstr("key"));
+  EXPECT_EQ(LogEnd("c"), 1);  // nothing of the batch was written
+  // A topic that is not compacted takes the same batch.
+  CreateTopic("d");
+  RUNNEL_EXPECT_OK(
+      ProduceSync(*core_, "d", 0, KeyedBatch({{"k", "2"}, {std::nullopt, "x"}}))
+          .status);
+  // Turning compaction on later refuses them from then on.
+  RUNNEL_ASSERT_OK(core_->topics().AlterConfigs(
+      "d", {{ConfigChange::Op::kSet, "cleanup.policy", "compact,delete"}},
+      false));
+  r = ProduceSync(*core_, "d", 0, KeyedBatch({{std::nullopt, "x"}}));
+  EXPECT_EQ(ErrorKindOf(r.status), ErrorKind::kInvalidRecord) << r.status;
+  EXPECT_EQ(LogEnd("d"), 2);
+}
+
+TEST_F(BrokerCoreTest, CompactionPassLeavesTheLatestValuePerKey) {
+  const size_t one_batch = KeyedBatch({{"a", "1"}}).size();
+  // One batch per segment: every batch but the last is in a closed segment.
+  CreateTopic("c", 1,
+              {{"cleanup.policy", "compact"},
+               {"segment.bytes", std::to_string(one_batch)}});
+  const std::pair<const char*, const char*> writes[] = {
+      {"a", "1"}, {"b", "1"}, {"a", "2"}, {"c", "1"},
+      {"b", "2"}, {"a", "3"}, {"c", "2"}, {"d", "1"}};
+  for (const auto& [key, value] : writes) {
+    RUNNEL_ASSERT_OK(
+        ProduceSync(*core_, "c", 0, KeyedBatch({{key, value}})).status);
+  }
+  ASSERT_EQ(LogEnd("c"), 8);
+  RUNNEL_ASSERT_OK(core_->logs().RunRetention());
+  EXPECT_EQ(core_->logs().records_removed_by_compaction(), 4);
+
+  std::vector<std::tuple<log::Offset, std::string, std::string>> got;
+  for (log::Offset offset = 0; offset < 8;) {
+    ReadResult f = FetchSync(*core_, "c", 0, offset);
+    RUNNEL_ASSERT_OK(f.status);
+    EXPECT_EQ(f.log_start_offset, 0);
+    EXPECT_EQ(f.high_watermark, 8);
+    auto records = Records(f.records);
+    ASSERT_FALSE(records.empty()) << "fetch at " << offset;
+    got.insert(got.end(), records.begin(), records.end());
+    offset = std::get<0>(records.back()) + 1;
+  }
+  using R = std::tuple<log::Offset, std::string, std::string>;
+  EXPECT_THAT(got, ::testing::ElementsAre(R{4, "b", "2"}, R{5, "a", "3"},
+                                          R{6, "c", "2"}, R{7, "d", "1"}));
+  EXPECT_THAT(core_->RenderMetrics(),
+              ::testing::HasSubstr(
+                  "\nrunnel_log_compaction_records_removed_total 4\n"));
+  // Appends go on at the same end offset, and a restart keeps it all.
+  RUNNEL_ASSERT_OK(
+      ProduceSync(*core_, "c", 0, KeyedBatch({{"e", "1"}})).status);
+  EXPECT_EQ(LogEnd("c"), 9);
+  CloseCore();
+  OpenCore();
+  ReadResult f = FetchSync(*core_, "c", 0, 3);
+  RUNNEL_ASSERT_OK(f.status);
+  auto records = Records(f.records);
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records.front(), (R{4, "b", "2"}));
+  EXPECT_EQ(LogEnd("c"), 9);
 }
 
 TEST_F(BrokerCoreTest, UnknownTopicOrPartitionIsTyped) {

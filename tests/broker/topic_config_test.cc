@@ -19,7 +19,9 @@ TEST(TopicConfigTest, AcceptsEveryKnownKeyWithAValidValue) {
                        {"segment.ms", "60000"},
                        {"cleanup.policy", "compact"},
                        {"max.message.bytes", "2048"},
-                       {"message.timestamp.type", "LogAppendTime"}};
+                       {"message.timestamp.type", "LogAppendTime"},
+                       {"delete.retention.ms", "0"},
+                       {"min.compaction.lag.ms", "60000"}};
   EXPECT_THAT(ValidateTopicConfigs(configs), IsOk());
   absl::StatusOr<log::LogConfig> config =
       ApplyTopicConfigs(log::LogConfig{}, configs);
@@ -31,6 +33,46 @@ TEST(TopicConfigTest, AcceptsEveryKnownKeyWithAValidValue) {
   EXPECT_EQ(config->cleanup_policy, "compact");
   EXPECT_EQ(config->max_message_bytes, 2048);
   EXPECT_EQ(config->message_timestamp_type, log::TimestampType::kLogAppendTime);
+  EXPECT_EQ(config->delete_retention_ms, 0);
+  EXPECT_EQ(config->min_compaction_lag_ms, 60000);
+}
+
+TEST(TopicConfigTest, CleanupPolicyNamesCompactDeleteOrBoth) {
+  const struct {
+    const char* value;
+    bool compact;
+    bool delete_enabled;
+  } cases[] = {{"delete", false, true},
+               {"compact", true, false},
+               {"compact,delete", true, true},
+               {"delete,compact", true, true}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.value);
+    absl::StatusOr<log::LogConfig> config =
+        ApplyTopicConfigs(log::LogConfig{}, {{"cleanup.policy", c.value}});
+    ASSERT_THAT(config, IsOk());
+    EXPECT_EQ(config->cleanup_policy, c.value);
+    EXPECT_EQ(config->compact(), c.compact);
+    EXPECT_EQ(config->delete_enabled(), c.delete_enabled);
+    RUNNEL_EXPECT_OK(config->Validate());
+  }
+}
+
+TEST(TopicConfigTest, CompactionDefaultsFollowKafka) {
+  const log::LogConfig defaults;
+  EXPECT_EQ(defaults.cleanup_policy, "delete");
+  EXPECT_EQ(defaults.delete_retention_ms, 86'400'000);  // 1 day
+  EXPECT_EQ(defaults.min_compaction_lag_ms, 0);
+  std::vector<EffectiveConfig> configs = EffectiveConfigs(defaults, {});
+  auto value_of = [&](const std::string& name) {
+    for (const EffectiveConfig& c : configs) {
+      if (c.name == name) return c.value;
+    }
+    return std::string("<missing>");
+  };
+  EXPECT_EQ(value_of("delete.retention.ms"), "86400000");
+  EXPECT_EQ(value_of("min.compaction.lag.ms"), "0");
+  EXPECT_EQ(value_of("cleanup.policy"), "delete");
 }
 
 TEST(TopicConfigTest, UnknownKeyIsInvalidConfig) {
@@ -53,6 +95,13 @@ TEST(TopicConfigTest, BadValuesAreInvalidConfig) {
       {"max.message.bytes", "0"},
       {"max.message.bytes", "999999999"},
       {"cleanup.policy", "forever"},
+      {"cleanup.policy", "compact, delete"},
+      {"cleanup.policy", "compact,compact"},
+      {"cleanup.policy", ""},
+      {"delete.retention.ms", "-1"},
+      {"delete.retention.ms", "1d"},
+      {"min.compaction.lag.ms", "-5"},
+      {"min.compaction.lag.ms", ""},
       {"message.timestamp.type", "createtime"},
   };
   for (const auto& [key, value] : bad) {

@@ -9,3 +9,6 @@ runnel_add_test(compression_test
 runnel_add_test(record_pieces_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/record_pieces_test.cc
   LIBS runnel_log_batch)
+runnel_add_test(filter_batch_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/filter_batch_test.cc
+  LIBS runnel_log_batch)

@@ -10,3 +10,6 @@ runnel_add_test(storage_test
 runnel_add_test(file_reaper_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/file_reaper_test.cc
   LIBS runnel_log)
+runnel_add_test(compaction_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/compaction_test.cc
+  LIBS runnel_log)
