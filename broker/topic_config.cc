@@ -2,9 +2,15 @@
 
 #include <cstdint>
 #include <limits>
+#include <string>
+#include <vector>
 
+#include "absl/algorithm/container.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 #include "broker/errors.h"
 #include "common/status_macros.h"
@@ -70,12 +76,19 @@ absl::Status ApplyOne(absl::string_view key, absl::string_view value,
         int64_t v, ParseIntInRange(key, value, 1, kMaxMaxMessageBytes, false));
     config->max_message_bytes = static_cast<int32_t>(v);
   } else if (key == kCleanupPolicy) {
-    if (value != "delete" && value != "compact" && value != "compact,delete" &&
-        value != "delete,compact") {
-      return ConfigError(key, value,
-                         "must be delete, compact or compact,delete");
+    // A list like Kafka's: "delete", "compact" or both, in either order,
+    // blanks around the names allowed ("compact, delete"); kept without them.
+    std::vector<std::string> policies;
+    for (absl::string_view policy : absl::StrSplit(value, ',')) {
+      policy = absl::StripAsciiWhitespace(policy);
+      if ((policy != "delete" && policy != "compact") ||
+          absl::c_linear_search(policies, policy)) {
+        return ConfigError(key, value,
+                           "must be delete, compact or compact,delete");
+      }
+      policies.emplace_back(policy);
     }
-    config->cleanup_policy = std::string(value);
+    config->cleanup_policy = absl::StrJoin(policies, ",");
   } else if (key == kDeleteRetentionMs) {
     RUNNEL_ASSIGN_OR_RETURN(config->delete_retention_ms,
                             ParseIntInRange(key, value, 0, kInt64Max, false));

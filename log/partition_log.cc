@@ -31,7 +31,6 @@ constexpr char kLogStartOffsetFile[] = "log-start-offset";
 // the cleaner checkpoint may hold compacted batches; a cleaned copy is built
 // in the cleaning directory and committed by renaming that to the swap
 // directory, whose files then replace the segment's.
-constexpr char kCleanerCheckpointFile[] = "cleaner-offset-checkpoint";
 constexpr char kCleaningDir[] = ".cleaning";
 // Present while the segments below the cleaner checkpoint may hold more than
 // one record per key (an interrupted pass, a truncation below it): the next

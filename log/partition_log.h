@@ -31,6 +31,11 @@
 
 namespace runnel::log {
 
+// The partition's cleaner checkpoint (docs/log-format.md,
+// "cleaner-offset-checkpoint"): segments below its offset may hold
+// compacted batches with offset gaps.
+inline constexpr char kCleanerCheckpointFile[] = "cleaner-offset-checkpoint";
+
 class IoThread;
 class Segment;
 struct BatchInfo;

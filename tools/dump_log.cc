@@ -21,8 +21,10 @@
 
 #include "common/endian.h"
 #include "common/unique_fd.h"
+#include "log/checkpoint_file.h"
 #include "log/mapped_region.h"
 #include "log/offset_index.h"
+#include "log/partition_log.h"
 #include "log/record_batch.h"
 #include "log/segment.h"
 #include "log/time_index.h"
@@ -242,6 +244,10 @@ class Dumper {
   struct Continuity {
     std::optional<Offset> next_offset;  // where the next batch must start
     int32_t leader_epoch = -1;          // latest non-negative epoch seen
+    // The segment is below the cleaner checkpoint: compaction may have left
+    // offset gaps in its batches, between them and after its end, so the
+    // next batch (or segment) must only start at or after next_offset.
+    bool gaps = false;
   };
 
   void DumpDirectory(const std::string& path);
@@ -270,6 +276,8 @@ class Dumper {
   void Unreadable(const absl::Status& status);
   void Line(const std::string& line) { out_ << line << '\n'; }
 
+  // The directory's cleaner checkpoint (0: none) while it is dumped.
+  Offset cleaned_end_ = 0;
   const DumpLogOptions options_;
   std::ostream& out_;
   std::ostream& err_;
@@ -332,11 +340,26 @@ void Dumper::DumpDirectory(const std::string& path) {
     return;
   }
   std::sort(logs.begin(), logs.end());
+  // Compacted segments (below the cleaner checkpoint) may have gaps.
+  const std::string checkpoint =
+      (std::filesystem::path(path) / log::kCleanerCheckpointFile).string();
+  absl::StatusOr<std::vector<log::CheckpointEntry>> entries =
+      log::CheckpointFile(checkpoint).Read();
+  cleaned_end_ = 0;
+  if (entries.ok()) {
+    for (const log::CheckpointEntry& e : *entries) {
+      cleaned_end_ = std::max(cleaned_end_, e.offset);
+    }
+  } else if (entries.status().code() != absl::StatusCode::kNotFound) {
+    Problem(checkpoint, 0, std::string(entries.status().message()));
+    if (stopped_) return;
+  }
   Continuity continuity;
   for (const auto& [base, log_path] : logs) {
-    if (stopped_) return;
+    if (stopped_) break;
     DumpSegment(log_path, &continuity);
   }
+  cleaned_end_ = 0;
 }
 
 void Dumper::DumpSegment(const std::string& path, Continuity* continuity) {
@@ -366,11 +389,16 @@ void Dumper::DumpSegment(const std::string& path, Continuity* continuity) {
   }
 
   const std::optional<Offset> expected_base = continuity->next_offset;
+  // A compacted segment may end before the next one starts.
+  const bool after_gaps = continuity->gaps;
+  continuity->gaps = name_base.has_value() && *name_base < cleaned_end_;
   if (options_.verify) {
     if (!name_base.has_value()) {
       Problem(path, 0,
               "file name is not a 20-digit zero-padded base offset + .log");
-    } else if (expected_base.has_value() && *name_base != *expected_base) {
+    } else if (expected_base.has_value() &&
+               (after_gaps ? *name_base < *expected_base
+                           : *name_base != *expected_base)) {
       Problem(path, 0,
               absl::StrCat("segment base offset ", *name_base,
                            " does not continue the previous segment, which "
@@ -399,13 +427,15 @@ void Dumper::VerifyBatch(const std::string& path, FilePos position,
   validate.source = BatchSource::kDisk;
   // On disk the topic's max.message.bytes may have been anything.
   validate.max_batch_bytes = std::numeric_limits<size_t>::max();
+  validate.offset_gaps = continuity.gaps;
   absl::Status valid = log::ValidateBatch(batch.bytes(), validate);
   if (!valid.ok()) {
     Problem(path, position, absl::StrCat("invalid batch: ", valid.message()));
     return;
   }
   if (continuity.next_offset.has_value() &&
-      batch.base_offset() != *continuity.next_offset) {
+      (continuity.gaps ? batch.base_offset() < *continuity.next_offset
+                       : batch.base_offset() != *continuity.next_offset)) {
     Problem(
         path, position,
         absl::StrCat(first ? "first batch does not start at the "

@@ -40,18 +40,23 @@ TEST(TopicConfigTest, AcceptsEveryKnownKeyWithAValidValue) {
 TEST(TopicConfigTest, CleanupPolicyNamesCompactDeleteOrBoth) {
   const struct {
     const char* value;
+    const char* stored;
     bool compact;
     bool delete_enabled;
-  } cases[] = {{"delete", false, true},
-               {"compact", true, false},
-               {"compact,delete", true, true},
-               {"delete,compact", true, true}};
+  } cases[] = {{"delete", "delete", false, true},
+               {"compact", "compact", true, false},
+               {"compact,delete", "compact,delete", true, true},
+               {"delete,compact", "delete,compact", true, true},
+               // Blanks around the names, as Kafka's list configs allow.
+               {"compact, delete", "compact,delete", true, true},
+               {" delete ,\tcompact ", "delete,compact", true, true},
+               {" compact", "compact", true, false}};
   for (const auto& c : cases) {
     SCOPED_TRACE(c.value);
     absl::StatusOr<log::LogConfig> config =
         ApplyTopicConfigs(log::LogConfig{}, {{"cleanup.policy", c.value}});
     ASSERT_THAT(config, IsOk());
-    EXPECT_EQ(config->cleanup_policy, c.value);
+    EXPECT_EQ(config->cleanup_policy, c.stored);
     EXPECT_EQ(config->compact(), c.compact);
     EXPECT_EQ(config->delete_enabled(), c.delete_enabled);
     RUNNEL_EXPECT_OK(config->Validate());
@@ -95,8 +100,11 @@ TEST(TopicConfigTest, BadValuesAreInvalidConfig) {
       {"max.message.bytes", "0"},
       {"max.message.bytes", "999999999"},
       {"cleanup.policy", "forever"},
-      {"cleanup.policy", "compact, delete"},
+      {"cleanup.policy", "compact delete"},
+      {"cleanup.policy", "compact;delete"},
+      {"cleanup.policy", "compact,"},
       {"cleanup.policy", "compact,compact"},
+      {"cleanup.policy", " compact , compact"},
       {"cleanup.policy", ""},
       {"delete.retention.ms", "-1"},
       {"delete.retention.ms", "1d"},

@@ -1,6 +1,7 @@
 #include "tools/dump_log.h"
 
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -9,11 +10,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
+#include "common/clock.h"
 #include "common/endian.h"
+#include "log/io_thread.h"
+#include "log/partition_log.h"
 #include "log/record_batch.h"
 #include "tests/testing/scoped_temp_dir.h"
 
@@ -505,6 +510,59 @@ TEST_F(DumpLogTest, AMissingPathIsUnreadable) {
   ASSERT_EQ(r.err.size(), 1u);
   EXPECT_THAT(r.err[0], HasSubstr("nope.log"));
   EXPECT_THAT(r.out, IsEmpty());
+}
+
+// A partition that compaction rewrote: its batches skip removed offsets and
+// its segments end before the next one starts. --verify accepts that below
+// the directory's cleaner-offset-checkpoint, and only there.
+TEST(DumpLogCompactedTest,
+     VerifyAcceptsCompactionGapsBelowTheCleanerCheckpoint) {
+  testing::ScopedTempDir dir;
+  const std::string partition_dir = dir.Sub("users-0");
+  {
+    auto io = log::IoThread::Start({});
+    ASSERT_TRUE(io.ok()) << io.status();
+    ManualClock clock(1'700'000'000'000);
+    log::PartitionLogOptions options;
+    options.dir = partition_dir;
+    options.topic = "users";
+    options.partition = 0;
+    options.config.cleanup_policy = "compact";
+    options.io = io->get();
+    options.clock = &clock;
+    auto opened = log::PartitionLog::Open(std::move(options));
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    std::unique_ptr<log::PartitionLog> plog = std::move(opened).value();
+    auto append = [&](std::vector<std::pair<std::string, std::string>> kvs) {
+      log::RecordBatchBuilder builder;
+      for (const auto& [k, v] : kvs) builder.Append(clock.NowMs(), k, v);
+      ASSERT_TRUE(plog->Append(builder.Build().value(), 0).ok());
+    };
+    // [a b c][a] | [b] [d] | [c]: the pass removes a@0, b@1, c@2 (newer
+    // values later), empties the first batch and leaves gaps.
+    append({{"a", "1"}, {"b", "1"}, {"c", "1"}});
+    append({{"a", "2"}});
+    ASSERT_TRUE(plog->Roll().ok());
+    append({{"b", "2"}});
+    append({{"d", "1"}});
+    ASSERT_TRUE(plog->Roll().ok());
+    append({{"c", "2"}});
+    ASSERT_TRUE(plog->Roll().ok());
+    append({{"e", "1"}});
+    auto pass = plog->Compact();
+    ASSERT_TRUE(pass.ok()) << pass.status();
+    ASSERT_GT(pass->records_removed, 0);
+    ASSERT_TRUE(plog->Close().ok());
+  }
+  Result r = RunDump({partition_dir}, Verify());
+  EXPECT_EQ(r.exit_code, kDumpLogOk) << absl::StrJoin(r.err, "\n");
+
+  // Without the checkpoint the same gaps are problems.
+  std::filesystem::remove(partition_dir + "/" + log::kCleanerCheckpointFile);
+  r = RunDump({partition_dir}, Verify());
+  EXPECT_EQ(r.exit_code, kDumpLogProblem);
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_THAT(r.err.back(), HasSubstr("offset"));
 }
 
 }  // namespace
