@@ -824,5 +824,63 @@ TEST_F(CliBrokerDeathTest, BenchConsumeWaitsForRecordsProducedLater) {
   EXPECT_EQ(*code, 0) << ReadFile(err_path);
 }
 
+// A compacted topic through the broker and the CLI: the broker's periodic
+// pass (--log-retention-check-interval-ms) leaves the latest value per key
+// at its original offset, and a record without a key is refused.
+TEST(CliCompactionE2eTest, CompactedTopicKeepsTheLatestValuePerKey) {
+  ScopedTempDir dir;
+  runnel::testing::BrokerProcessOptions options;
+  options.data_dir = dir.Sub("data");
+  options.extra_args = {"--log-retention-check-interval-ms=50"};
+  auto broker = BrokerProcess::Start(options);
+  ASSERT_TRUE(broker.ok()) << broker.status();
+  const std::string address = (*broker)->address();
+  auto run = [&](const std::string& args, const std::string& input = "") {
+    return RunCli(dir, address, args, input);
+  };
+  ASSERT_EQ(run("topic create users --partitions 1 --config "
+                "cleanup.policy=compact --config segment.bytes=100")
+                .exit_code,
+            0);
+  // Three rounds of the same ten keys, each its own request and so its own
+  // segment (a round's batch is larger than segment.bytes); then one more
+  // record, so that the third round is in a closed segment too.
+  for (int round = 0; round < 3; ++round) {
+    std::string lines;
+    for (int k = 0; k < 10; ++k) {
+      absl::StrAppend(&lines, "k", k, ":v", round, "-", k, "\n");
+    }
+    CliResult produced =
+        run("produce users --key-separator : --linger-ms 0", lines);
+    ASSERT_EQ(produced.exit_code, 0) << produced.err;
+  }
+  ASSERT_EQ(run("produce users --key-separator :", "last:x\n").exit_code, 0);
+
+  // What compaction must leave: round 2 at offsets 20..29, then "last".
+  std::string expected;
+  for (int k = 0; k < 10; ++k) {
+    absl::StrAppend(&expected, "0\t", 20 + k, "\tk", k, "\tv2-", k, "\n");
+  }
+  absl::StrAppend(&expected, "0\t30\tlast\tx\n");
+  std::string seen;
+  const bool compacted = WaitFor(
+      [&] {
+        seen = run("consume users --from-beginning --print-offset --print-key")
+                   .out;
+        return seen == expected;
+      },
+      std::chrono::seconds(30));
+  EXPECT_TRUE(compacted) << seen;
+
+  CliResult keyless = run("produce users", "no key\n");
+  EXPECT_NE(keyless.exit_code, 0);
+  EXPECT_THAT(keyless.err, HasSubstr("key"));
+  EXPECT_EQ(
+      run("consume users --from-beginning --print-offset --print-key").out,
+      expected);
+  CliResult describe = run("topic describe users --json");
+  EXPECT_THAT(describe.out, HasSubstr("\"high_watermark\":31"));
+}
+
 }  // namespace
 }  // namespace runnel::tools
