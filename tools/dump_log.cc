@@ -587,7 +587,17 @@ void Dumper::VerifyTimeIndex(const std::string& index_path, Offset base,
     FilePos at = static_cast<FilePos>(i * kTimeIndexEntry);
     auto timestamp = static_cast<int64_t>(LoadBe64(entry));
     uint32_t relative = LoadBe32(entry + 8);
-    if ((i > 0 || batches.empty()) && timestamp == 0 && relative == 0) return;
+    if (timestamp == 0 && relative == 0) {
+      // All zero: preallocation, which ends the valid part. A first entry is
+      // real only if the segment's first batch has max timestamp 0; the
+      // active segment of a running broker has none until ~4 KiB were
+      // appended.
+      const ScannedBatch* first =
+          batches.empty() ? nullptr : BatchHolding(batches, base);
+      if (i > 0 || first == nullptr || first->running_max_timestamp != 0) {
+        return;
+      }
+    }
     Offset offset = base + relative;
     std::string where = absl::StrCat("timeindex entry ", i, " (timestamp ",
                                      timestamp, ", offset ", offset, ")");

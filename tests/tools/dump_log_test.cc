@@ -291,6 +291,21 @@ TEST_F(DumpLogTest, VerifyAcceptsAGoodSegmentWithItsIndexes) {
   EXPECT_EQ(r.out.size(), 4u);
 }
 
+// The active segment of a running broker: batches, and a preallocated time
+// index without an entry yet (one is stored every ~4 KiB of log).
+TEST_F(DumpLogTest, VerifyAcceptsAPreallocatedTimeIndexWithoutEntries) {
+  WriteFile(log_path_, LogBytes());
+  WriteFile(index_path_, GoodIndex());
+  WriteFile(time_index_path_, std::string(12 * 4, '\0'));
+  Result r = RunDump({log_path_}, Verify());
+  EXPECT_EQ(r.exit_code, kDumpLogOk) << absl::StrJoin(r.err, "\n");
+  // A first entry that is not all zero is still checked.
+  WriteFile(time_index_path_, absl::StrCat(TimeIndexEntry(kTs + 1, 2),
+                                           std::string(12 * 3, '\0')));
+  r = RunDump({log_path_}, Verify());
+  EXPECT_EQ(r.exit_code, kDumpLogProblem);
+}
+
 TEST_F(DumpLogTest, VerifyReportsAFlippedByteAtItsBatch) {
   std::string bytes = LogBytes();
   bytes[positions_[1] + 70] ^= 0x01;  // inside the second batch's records
