@@ -45,8 +45,13 @@ int32_t IncrementSequence(int32_t sequence, int32_t increment) {
 }
 
 ProducerBatchId ProducerBatchId::Of(const log::RecordBatchView& batch) {
+  // The sequence span is lastOffsetDelta + 1, as in Kafka: the same as the
+  // record count in a batch a producer sent, but compaction removes records
+  // and keeps lastOffsetDelta (docs/log-format.md, "Compaction"), and a
+  // producer state rebuilt from the log must still see the batch's last
+  // sequence.
   return ProducerBatchId{batch.producer_id(), batch.producer_epoch(),
-                         batch.base_sequence(), batch.record_count()};
+                         batch.base_sequence(), batch.last_offset_delta() + 1};
 }
 
 std::optional<ProducerBatchMetadata> ProducerStateManager::FindDuplicate(

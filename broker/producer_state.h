@@ -34,7 +34,9 @@ struct ProducerBatchId {
   int64_t producer_id = -1;  // < 0: not idempotent, never checked
   int16_t producer_epoch = -1;
   int32_t base_sequence = -1;
-  int32_t record_count = 0;  // >= 1 for an idempotent batch
+  // Sequences the batch spans (lastOffsetDelta + 1: its record count unless
+  // compaction removed records); >= 1 for an idempotent batch.
+  int32_t record_count = 0;
 
   static ProducerBatchId Of(const log::RecordBatchView& batch);
   bool idempotent() const { return producer_id >= 0; }

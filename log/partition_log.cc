@@ -101,7 +101,17 @@ absl::Status ForEachStoredBatch(
         }
         absl::StatusOr<RecordBatchView> batch =
             RecordBatchView::Parse(*bytes, BatchSource::kDisk);
-        status = batch.ok() ? fn(*batch, info.position) : batch.status();
+        if (!batch.ok()) {
+          status = batch.status();
+        } else if (!batch->CrcMatches()) {
+          // Never map a damaged key, nor give damaged bytes a new CRC by
+          // rewriting them: the pass stops and the segment stays as it is.
+          status = absl::DataLossError(
+              absl::StrCat(segment.log_path(), ": position ", info.position,
+                           ": CRC mismatch; compaction stopped"));
+        } else {
+          status = fn(*batch, info.position);
+        }
         return status.ok();
       }));
   return status;
@@ -1063,11 +1073,14 @@ absl::StatusOr<PartitionLog::CompactionResult> PartitionLog::Compact() {
     truncations = truncations_;
     dirty_start = dirty_start_;
     // Closed segments only (never the active one), oldest first, up to the
-    // first one with a record younger than min.compaction.lag.ms.
+    // first one with a record younger than min.compaction.lag.ms. With no
+    // lag (the default) timestamps play no part, as in Kafka: a record
+    // stamped in the future by a skewed client clock holds nothing back.
     auto it = segments_.begin();
     for (; std::next(it) != segments_.end(); ++it) {
       const Segment& segment = *it->second;
-      if (segment.max_timestamp() > now_ms - config.min_compaction_lag_ms) {
+      if (config.min_compaction_lag_ms > 0 &&
+          segment.max_timestamp() > now_ms - config.min_compaction_lag_ms) {
         break;
       }
       candidates.push_back({it->second, segment.size()});

@@ -281,11 +281,13 @@ class ProducerStateRebuildTest : public ::testing::Test {
     log_.reset();
     EXPECT_TRUE(io_->Stop().ok());
   }
-  void OpenLog(int64_t segment_bytes = 1 << 20) {
+  void OpenLog(int64_t segment_bytes = 1 << 20,
+               std::string cleanup_policy = "delete") {
     log::PartitionLogOptions options;
     options.dir = dir_.Sub("t-0");
     options.topic = "t";
     options.config.segment_bytes = segment_bytes;
+    options.config.cleanup_policy = cleanup_policy;
     options.io = io_.get();
     options.clean_shutdown = false;
     auto log = log::PartitionLog::Open(options);
@@ -350,6 +352,33 @@ TEST_F(ProducerStateRebuildTest, RebuildScansOnlyTheLastTwoSegments) {
   ASSERT_EQ(state.batches_of(7).size(), 1u);  // one run across segments
   EXPECT_EQ(state.batches_of(7).back().first_offset, 1);
   EXPECT_EQ(state.batches_of(7).back().last_offset, 2);
+}
+
+// Compaction removes records from a producer's batch but keeps its
+// lastOffsetDelta: a state rebuilt from the log still knows the batch's last
+// sequence (Kafka derives it the same way).
+TEST_F(ProducerStateRebuildTest, RebuildOverACompactedBatchKeepsItsSequences) {
+  OpenLog(/*segment_bytes=*/1 << 20, "compact");
+  AppendBatch(7, 0, 0, 10);  // ten records of key "k": offsets 0..9
+  ASSERT_TRUE(log_->Roll().ok());
+  AppendBatch(8, 0, 0, 1);  // offset 10, in the active segment
+  absl::StatusOr<log::PartitionLog::CompactionResult> pass = log_->Compact();
+  ASSERT_THAT(pass, IsOk());
+  ASSERT_EQ(pass->records_removed, 9);  // only offset 9 of key "k" stays
+  ASSERT_TRUE(log_->Close().ok());
+  log_.reset();
+  OpenLog(/*segment_bytes=*/1 << 20, "compact");
+
+  ProducerStateManager state;
+  ASSERT_TRUE(state.RebuildFromLog(*log_).ok());
+  absl::StatusOr<SequenceDecision> d = state.Check({Id(7, 0, 0, 10)});
+  ASSERT_THAT(d, IsOk());
+  EXPECT_TRUE(d->duplicate);
+  EXPECT_EQ(d->first_offset, 0);
+  EXPECT_EQ(d->last_offset, 9);
+  EXPECT_EQ(KindOfCheck(state, {Id(7, 0, 10, 1)}), ErrorKind::kNone);
+  EXPECT_EQ(KindOfCheck(state, {Id(7, 0, 11, 1)}),
+            ErrorKind::kOutOfOrderSequence);
 }
 
 }  // namespace

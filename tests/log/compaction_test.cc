@@ -318,6 +318,54 @@ TEST_F(CompactionTest, MinCompactionLagHoldsYoungSegmentsBack) {
             (std::vector<Rec>{{1, "a", "2"}, {3, "b", "2"}, {4, "z", "1"}}));
 }
 
+// min.compaction.lag.ms = 0 (the default): a record stamped in the future
+// (a client's skewed clock) does not hold its segment, nor the ones after
+// it, back.
+TEST_F(CompactionTest, AFutureTimestampHoldsNothingBackWithoutALag) {
+  Open();
+  ASSERT_THAT(
+      log_->Append(Batch({{"a", "1"}}, clock_.NowMs() + 365LL * 86'400'000), 0),
+      IsOk());
+  RUNNEL_ASSERT_OK(log_->Roll());
+  Append({{"a", "2"}, {"b", "1"}});
+  RUNNEL_ASSERT_OK(log_->Roll());
+  Append({{"b", "2"}});
+  RUNNEL_ASSERT_OK(log_->Roll());
+  Append({{"z", "1"}});
+  EXPECT_EQ(Compact().records_removed, 2);
+  EXPECT_EQ(ReadAll(),
+            (std::vector<Rec>{{1, "a", "2"}, {3, "b", "2"}, {4, "z", "1"}}));
+}
+
+// A batch whose CRC no longer matches (a flipped bit in a closed segment)
+// stops the pass with kDataLoss: its key is not mapped and its bytes are not
+// given a new CRC; no segment changes.
+TEST_F(CompactionTest, ACorruptBatchStopsThePassAndChangesNothing) {
+  Open();
+  WriteThreeSegments();
+  const std::string first_path = SegmentFilePath(Dir(), 0, ".log");
+  const std::string second_path = SegmentFilePath(Dir(), 5, ".log");
+  std::string first = FileBytes(first_path);
+  ASSERT_GT(first.size(), 70u);
+  // The value of c=1 (key length varint 2, "c", value length 2, "1"): the
+  // record still decodes, as c=0; only the CRC tells.
+  const size_t value_at =
+      first.find(std::string("c\x02"
+                             "1"));
+  ASSERT_NE(value_at, std::string::npos);
+  first[value_at + 2] = '0';
+  {
+    std::fstream f(first_path, std::ios::binary | std::ios::in | std::ios::out);
+    f.write(first.data(), static_cast<std::streamsize>(first.size()));
+  }
+  const std::string second = FileBytes(second_path);
+  EXPECT_THAT(log_->Compact(), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(FileBytes(first_path), first);
+  EXPECT_EQ(FileBytes(second_path), second);
+  EXPECT_FALSE(fs::exists(Dir() + "/.cleaning"));
+  EXPECT_FALSE(fs::exists(Dir() + "/.swap"));
+}
+
 TEST_F(CompactionTest, EmptiedSegmentsGoButTheLogStartStays) {
   Open();
   Append({{"a", "1"}});
