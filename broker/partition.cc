@@ -118,6 +118,14 @@ absl::Status Partition::ValidateBatches(const log::RecordBytes& records,
                        absl::StrCat(id_.ToString(), ": batch at byte ", pos,
                                     ": ", s.message()));
     }
+    // Control batches (transaction markers) are the broker's own, as in
+    // Kafka: consumers skip them, and compaction keeps them.
+    if (view.is_control()) {
+      return MakeError(ErrorKind::kInvalidRecord,
+                       absl::StrCat(id_.ToString(), ": batch at byte ", pos,
+                                    ": control batches are written by the "
+                                    "broker only"));
+    }
     pos += *size;
   }
   return absl::OkStatus();

@@ -247,6 +247,26 @@ TEST_F(BrokerCoreTest, MalformedBatchesAreRejectedAndNothingIsWritten) {
   EXPECT_TRUE(f.records.empty());
 }
 
+// Control batches (transaction markers) come from the broker only, as in
+// Kafka; a producer's is refused and nothing of its request is written.
+TEST_F(BrokerCoreTest, AControlBatchFromAProducerIsInvalidRecord) {
+  CreateTopic("t");
+  log::BatchBuilderOptions options;
+  options.control = true;
+  log::RecordBatchBuilder builder(options);
+  builder.Append(1'700'000'000'000, std::string("\0\0\0\0", 4),
+                 std::string("\0\0\0\0\0\0", 6));
+  absl::StatusOr<std::string> control = builder.Build();
+  ASSERT_THAT(control, IsOk());
+  for (const std::string& bytes : {*control, MakeBatch(2) + *control}) {
+    ProduceResult r = ProduceSync(*core_, "t", 0, bytes);
+    EXPECT_EQ(ErrorKindOf(r.status), ErrorKind::kInvalidRecord) << r.status;
+    EXPECT_THAT(std::string(r.status.message()),
+                ::testing::HasSubstr("control batches"));
+    EXPECT_EQ(LogEnd("t"), 0);
+  }
+}
+
 TEST_F(BrokerCoreTest, InvalidRecordsInsideAWellFramedBatchAreInvalidRecord) {
   CreateTopic("t");
   std::string batch = MakeBatch(3);
