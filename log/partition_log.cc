@@ -1099,6 +1099,12 @@ absl::StatusOr<PartitionLog::CompactionResult> PartitionLog::Compact() {
          candidates[first_dirty].segment->base_offset() < dirty_start) {
     ++first_dirty;
   }
+  // Nothing new to map and no tombstone that could expire: a pass could not
+  // change anything, so it reads nothing (Kafka's cleaner, too, only picks
+  // logs with dirty data).
+  if (first_dirty == candidates.size() && !may_hold_tombstones_) {
+    return CompactionResult{};
+  }
   CleanerMap map;
   size_t cleaned_count = first_dirty;  // candidates [0, cleaned_count)
   {
@@ -1120,6 +1126,7 @@ absl::StatusOr<PartitionLog::CompactionResult> PartitionLog::Compact() {
           : after_candidates;
 
   CompactionResult result;
+  bool tombstone_kept = false;
   for (size_t i = 0; i < cleaned_count; ++i) {
     const Candidate& c = candidates[i];
     const bool drop_tombstones =
@@ -1131,7 +1138,10 @@ absl::StatusOr<PartitionLog::CompactionResult> PartitionLog::Compact() {
       auto found =
           map.latest.find(absl::string_view(r.key->data(), r.key->size()));
       if (found != map.latest.end() && found->second != r.offset) return false;
-      return r.value.has_value() || !drop_tombstones;
+      if (r.value.has_value()) return true;
+      if (drop_tombstones) return false;
+      tombstone_kept = true;
+      return true;
     };
     // Nothing else is kept for its own sake: a stale record kept would
     // outlive the tombstone that deletes its key. The log end offset does
@@ -1150,6 +1160,9 @@ absl::StatusOr<PartitionLog::CompactionResult> PartitionLog::Compact() {
     RUNNEL_RETURN_IF_ERROR(InstallCleanedLocked(
         c.segment->base_offset(), c.segment, truncations, cleaned, &result));
   }
+  // Every record of segments [0, cleaned_count) went through keep; the
+  // others are dirty and make the next pass run anyway.
+  may_hold_tombstones_ = tombstone_kept;
   // The next pass maps from where this one's map ended.
   absl::MutexLock lock(&mu_);
   if (!closed_ && truncations == truncations_) {

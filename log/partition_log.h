@@ -414,6 +414,9 @@ class PartitionLog {
   uint64_t truncations_ ABSL_GUARDED_BY(mu_) = 0;
   // One Compact at a time.
   absl::Mutex cleaner_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  // The last pass kept a tombstone that a later pass may expire (unknown
+  // after open): while false, a pass with no dirty segment skips reading.
+  bool may_hold_tombstones_ ABSL_GUARDED_BY(cleaner_mu_) = true;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status close_status_ ABSL_GUARDED_BY(mu_);
   // Published with release stores under mu_; getters read them with acquire

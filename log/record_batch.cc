@@ -998,6 +998,19 @@ absl::StatusOr<FilteredBatch> FilterBatch(
   FilteredBatch out;
   std::string records;
   std::string decompressed;
+  // First only look: most batches a pass sees keep every record, and those
+  // need no encoding.
+  int32_t removed = 0;
+  RUNNEL_RETURN_IF_ERROR(batch.ForEachRecordView(
+      [&](const RecordView& r) {
+        if (!keep(r)) ++removed;
+        return absl::OkStatus();
+      },
+      &decompressed, BatchSource::kDisk));
+  if (removed == 0) {
+    out.kept = batch.record_count();
+    return out;
+  }
   const int64_t base_timestamp = batch.base_timestamp();
   int64_t max_timestamp = kNoTimestamp;
   RUNNEL_RETURN_IF_ERROR(batch.ForEachRecordView(

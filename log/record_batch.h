@@ -265,7 +265,9 @@ struct FilteredBatch {
 // baseTimestamp, producer id, epoch and base sequence; each kept record
 // keeps its offsetDelta and timestamp. recordCount, maxTimestamp (under
 // CreateTime: of the kept records), batchLength and the CRC are new. The
-// result passes ValidateBatch with kDisk and offset_gaps. Errors: the
+// result passes ValidateBatch with kDisk and offset_gaps. A batch that
+// keeps every record is not encoded again (kUnchanged); otherwise `keep` is
+// asked twice per record and must give the same answer. Errors: the
 // batch's own (kDataLoss), or kInternal if its codec fails.
 absl::StatusOr<FilteredBatch> FilterBatch(
     const RecordBatchView& batch,

@@ -366,6 +366,47 @@ TEST_F(CompactionTest, ACorruptBatchStopsThePassAndChangesNothing) {
   EXPECT_FALSE(fs::exists(Dir() + "/.swap"));
 }
 
+// A pass with nothing new to map and no tombstone that could expire reads
+// nothing. Seen through a batch damaged after the first pass: only a pass
+// that reads finds it.
+TEST_F(CompactionTest, APassWithNothingToDoReadsNothing) {
+  for (const bool tombstone : {false, true}) {
+    SCOPED_TRACE(tombstone ? "a tombstone kept" : "no tombstone");
+    dir_name_ = tombstone ? "with-tombstone-0" : "without-0";
+    Open();
+    Append({{"a", "1"}, {"b", "1"}});
+    if (tombstone) {
+      Append({{"b", std::nullopt}});
+    } else {
+      Append({{"b", "2"}});
+    }
+    RUNNEL_ASSERT_OK(log_->Roll());
+    Append({{"z", "1"}});
+    EXPECT_EQ(Compact().records_removed, 1);  // b=1
+    const std::string path = SegmentFilePath(Dir(), 0, ".log");
+    std::string bytes = FileBytes(path);
+    const size_t value_at =
+        bytes.find(std::string("a\x02"
+                               "1"));
+    ASSERT_NE(value_at, std::string::npos);
+    bytes[value_at + 2] = '0';
+    {
+      std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+      f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+    if (tombstone) {
+      // The kept tombstone may expire: the pass reads, and finds the damage.
+      EXPECT_THAT(log_->Compact(), StatusIs(absl::StatusCode::kDataLoss));
+    } else {
+      EXPECT_THAT(log_->Compact(), IsOk());
+      // New data to map: the pass reads again.
+      RUNNEL_ASSERT_OK(log_->Roll());
+      Append({{"y", "1"}});
+      EXPECT_THAT(log_->Compact(), StatusIs(absl::StatusCode::kDataLoss));
+    }
+  }
+}
+
 TEST_F(CompactionTest, EmptiedSegmentsGoButTheLogStartStays) {
   Open();
   Append({{"a", "1"}});
