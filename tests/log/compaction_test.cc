@@ -87,6 +87,20 @@ std::string FileBytes(const std::string& path) {
   return s.str();
 }
 
+// Damages a closed segment in place: the one-character value of the first
+// record with key `key` ("k", value length varint 2, "v") becomes '0'. The
+// record still decodes; only the batch's CRC tells. Returns the file's new
+// bytes ("" if the record was not found).
+std::string DamageValue(const std::string& path, char key) {
+  std::string bytes = FileBytes(path);
+  const size_t at = bytes.find(std::string{key, '\x02'});
+  if (at == std::string::npos || at + 2 >= bytes.size()) return "";
+  bytes[at + 2] = '0';
+  std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return bytes;
+}
+
 class CompactionTest : public ::testing::Test {
  protected:
   using CompactionResult = PartitionLog::CompactionResult;
@@ -345,19 +359,9 @@ TEST_F(CompactionTest, ACorruptBatchStopsThePassAndChangesNothing) {
   WriteThreeSegments();
   const std::string first_path = SegmentFilePath(Dir(), 0, ".log");
   const std::string second_path = SegmentFilePath(Dir(), 5, ".log");
-  std::string first = FileBytes(first_path);
-  ASSERT_GT(first.size(), 70u);
-  // The value of c=1 (key length varint 2, "c", value length 2, "1"): the
-  // record still decodes, as c=0; only the CRC tells.
-  const size_t value_at =
-      first.find(std::string("c\x02"
-                             "1"));
-  ASSERT_NE(value_at, std::string::npos);
-  first[value_at + 2] = '0';
-  {
-    std::fstream f(first_path, std::ios::binary | std::ios::in | std::ios::out);
-    f.write(first.data(), static_cast<std::streamsize>(first.size()));
-  }
+  // c=1 becomes c=0.
+  const std::string first = DamageValue(first_path, 'c');
+  ASSERT_FALSE(first.empty());
   const std::string second = FileBytes(second_path);
   EXPECT_THAT(log_->Compact(), StatusIs(absl::StatusCode::kDataLoss));
   EXPECT_EQ(FileBytes(first_path), first);
@@ -383,17 +387,8 @@ TEST_F(CompactionTest, APassWithNothingToDoReadsNothing) {
     RUNNEL_ASSERT_OK(log_->Roll());
     Append({{"z", "1"}});
     EXPECT_EQ(Compact().records_removed, 1);  // b=1
-    const std::string path = SegmentFilePath(Dir(), 0, ".log");
-    std::string bytes = FileBytes(path);
-    const size_t value_at =
-        bytes.find(std::string("a\x02"
-                               "1"));
-    ASSERT_NE(value_at, std::string::npos);
-    bytes[value_at + 2] = '0';
-    {
-      std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
-      f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    }
+    // a=1 becomes a=0.
+    ASSERT_FALSE(DamageValue(SegmentFilePath(Dir(), 0, ".log"), 'a').empty());
     if (tombstone) {
       // The kept tombstone may expire: the pass reads, and finds the damage.
       EXPECT_THAT(log_->Compact(), StatusIs(absl::StatusCode::kDataLoss));
