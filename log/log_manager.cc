@@ -435,19 +435,23 @@ absl::Status LogManager::RunRetention() {
   RUNNEL_RETURN_IF_ERROR(CheckNotClosing());
   absl::Status first_error;
   // kFailedPrecondition: deleted or closed under us; nothing to retain.
+  // kCancelled: a compaction pass stopped because Close began.
   auto note = [&first_error](const absl::Status& status) {
     if (!status.ok() && !absl::IsFailedPrecondition(status) &&
-        first_error.ok()) {
+        !absl::IsCancelled(status) && first_error.ok()) {
       first_error = status;
     }
   };
+  // Close waits for this pass: a long compaction stops between segments.
+  auto closing = [this] { return !CheckNotClosing().ok(); };
   int64_t deleted = 0;
   int64_t compacted = 0;
   for (const auto& [key, log] : Snapshot()) {
+    if (closing()) break;
     auto n = log->ApplyRetention();
     if (n.ok()) deleted += *n;
     note(n.status());
-    auto c = log->Compact();
+    auto c = log->Compact(closing);
     if (c.ok()) compacted += c->records_removed;
     note(c.status());
   }

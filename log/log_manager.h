@@ -131,7 +131,9 @@ class LogManager {
   // One retention pass over every log (PartitionLog::ApplyRetention), and
   // a compaction pass over those whose cleanup.policy has "compact"
   // (PartitionLog::Compact). Runs every log even if one fails; returns the
-  // first error. kFailedPrecondition once Close() has begun.
+  // first error. kFailedPrecondition once Close() has begun; a pass that
+  // is running then stops early (between logs, and a compaction between
+  // segments), so Close does not wait for a long compaction.
   absl::Status RunRetention();
   // Number of segments deleted by retention since Open.
   int64_t segments_deleted_by_retention() const;

@@ -1052,7 +1052,12 @@ struct CleanerMap {
 
 }  // namespace
 
-absl::StatusOr<PartitionLog::CompactionResult> PartitionLog::Compact() {
+absl::StatusOr<PartitionLog::CompactionResult> PartitionLog::Compact(
+    const std::function<bool()>& stop) {
+  auto stopped = [&stop]() -> absl::Status {
+    if (stop && stop()) return absl::CancelledError("compaction stopped");
+    return absl::OkStatus();
+  };
   absl::MutexLock cleaner(&cleaner_mu_);
   struct Candidate {
     std::shared_ptr<Segment> segment;
@@ -1111,6 +1116,7 @@ absl::StatusOr<PartitionLog::CompactionResult> PartitionLog::Compact() {
     std::string decompressed;
     for (size_t i = first_dirty; i < candidates.size(); ++i) {
       if (i > first_dirty && map.bytes >= options_.compaction_map_bytes) break;
+      RUNNEL_RETURN_IF_ERROR(stopped());
       const Candidate& c = candidates[i];
       absl::Status s = ForEachStoredBatch(
           *c.segment, c.end, [&](const RecordBatchView& batch, FilePos) {
@@ -1128,6 +1134,7 @@ absl::StatusOr<PartitionLog::CompactionResult> PartitionLog::Compact() {
   CompactionResult result;
   bool tombstone_kept = false;
   for (size_t i = 0; i < cleaned_count; ++i) {
+    RUNNEL_RETURN_IF_ERROR(stopped());
     const Candidate& c = candidates[i];
     const bool drop_tombstones =
         c.segment->max_timestamp() < now_ms - config.delete_retention_ms;

@@ -249,7 +249,11 @@ class PartitionLog {
   // the old segment finishes on it); a truncation meanwhile makes the pass
   // drop its copies. One pass at a time per log. kFailedPrecondition if the
   // log is closed; kDataLoss for a bad stored batch; kInternal for I/O.
-  absl::StatusOr<CompactionResult> Compact();
+  // `stop` (may be null) is asked before each segment is mapped or cleaned:
+  // true ends the pass there with kCancelled (the segments it replaced so
+  // far stay replaced; the next pass maps again from where this one began).
+  absl::StatusOr<CompactionResult> Compact(
+      const std::function<bool()>& stop = nullptr);
 
   // Alters the topic config at runtime (takes effect on the next append or
   // retention pass). An invalid config is ignored (RUNNEL_CHECK in debug is

@@ -402,6 +402,32 @@ TEST_F(CompactionTest, APassWithNothingToDoReadsNothing) {
   }
 }
 
+// A pass asked to stop (the LogManager is closing) ends with kCancelled
+// between segments; what it replaced stays replaced, the log reads
+// consistently, and the next pass finishes the work.
+TEST_F(CompactionTest, AStoppedPassEndsBetweenSegmentsAndTheNextFinishes) {
+  // Asked before mapping each of the two closed segments, then before
+  // cleaning each: 4 stops after the first segment was replaced.
+  for (const int stop_at : {1, 2, 3, 4}) {
+    SCOPED_TRACE(stop_at);
+    dir_name_ = absl::StrCat("stopped-", stop_at, "-0");
+    Open();
+    WriteThreeSegments();
+    int asked = 0;
+    EXPECT_THAT(log_->Compact([&] { return ++asked >= stop_at; }),
+                StatusIs(absl::StatusCode::kCancelled));
+    EXPECT_EQ(asked, stop_at);
+    // Every record of the second pass's result is still there, at its
+    // offset; the ones a finished pass removes may be too.
+    const std::vector<Rec> now = ReadAll();
+    for (const Rec& r : ThreeSegmentsAfter()) {
+      EXPECT_THAT(now, ::testing::Contains(r));
+    }
+    Compact();
+    EXPECT_EQ(ReadAll(), ThreeSegmentsAfter());
+  }
+}
+
 TEST_F(CompactionTest, EmptiedSegmentsGoButTheLogStartStays) {
   Open();
   Append({{"a", "1"}});
