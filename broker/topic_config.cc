@@ -92,6 +92,12 @@ absl::Status ApplyOne(absl::string_view key, absl::string_view value,
   } else if (key == kDeleteRetentionMs) {
     RUNNEL_ASSIGN_OR_RETURN(config->delete_retention_ms,
                             ParseIntInRange(key, value, 0, kInt64Max, false));
+  } else if (key == kMinCleanableDirtyRatio) {
+    double v = 0;
+    if (!absl::SimpleAtod(value, &v) || !(v >= 0 && v <= 1)) {
+      return ConfigError(key, value, "must be a number in [0, 1]");
+    }
+    config->min_cleanable_dirty_ratio = v;
   } else if (key == kMinCompactionLagMs) {
     RUNNEL_ASSIGN_OR_RETURN(config->min_compaction_lag_ms,
                             ParseIntInRange(key, value, 0, kInt64Max, false));
@@ -118,6 +124,9 @@ std::string ValueOf(absl::string_view key, const log::LogConfig& config) {
   if (key == kCleanupPolicy) return config.cleanup_policy;
   if (key == kDeleteRetentionMs)
     return absl::StrCat(config.delete_retention_ms);
+  if (key == kMinCleanableDirtyRatio) {
+    return absl::StrCat(config.min_cleanable_dirty_ratio);
+  }
   if (key == kMinCompactionLagMs) {
     return absl::StrCat(config.min_compaction_lag_ms);
   }
@@ -133,9 +142,11 @@ std::string ValueOf(absl::string_view key, const log::LogConfig& config) {
 
 const std::vector<absl::string_view>& KnownTopicConfigKeys() {
   static const auto* const keys = new std::vector<absl::string_view>{
-      kCleanupPolicy,        kDeleteRetentionMs,  kMaxMessageBytes,
-      kMessageTimestampType, kMinCompactionLagMs, kRetentionBytes,
-      kRetentionMs,          kSegmentBytes,       kSegmentMs};
+      kCleanupPolicy,          kDeleteRetentionMs,
+      kMaxMessageBytes,        kMessageTimestampType,
+      kMinCleanableDirtyRatio, kMinCompactionLagMs,
+      kRetentionBytes,         kRetentionMs,
+      kSegmentBytes,           kSegmentMs};
   return *keys;
 }
 

@@ -28,6 +28,7 @@ inline constexpr char kMaxMessageBytes[] = "max.message.bytes";
 inline constexpr char kMessageTimestampType[] = "message.timestamp.type";
 inline constexpr char kDeleteRetentionMs[] = "delete.retention.ms";
 inline constexpr char kMinCompactionLagMs[] = "min.compaction.lag.ms";
+inline constexpr char kMinCleanableDirtyRatio[] = "min.cleanable.dirty.ratio";
 
 // Largest accepted max.message.bytes: the gRPC message size limit.
 inline constexpr int64_t kMaxMaxMessageBytes = int64_t{64} << 20;

@@ -50,6 +50,11 @@ struct LogConfig {
   // min.compaction.lag.ms: compaction leaves a segment alone while its
   // largest timestamp is younger than this.
   int64_t min_compaction_lag_ms = 0;
+  // min.cleanable.dirty.ratio: a pass runs only once the dirty part (the
+  // closed segments after the cleaner checkpoint) is at least this share of
+  // the closed segments' bytes, so a big compacted log is not read again
+  // for a little new data (Kafka's default 0.5).
+  double min_cleanable_dirty_ratio = 0.5;
   // Open .log files with O_DIRECT for appends (reads stay buffered).
   bool direct_io = AppendWriterOptions{}.direct_io;
 

@@ -175,6 +175,10 @@ absl::Status LogConfig::Validate() const {
   if (min_compaction_lag_ms < 0) {
     return bad("min.compaction.lag.ms", min_compaction_lag_ms);
   }
+  if (!(min_cleanable_dirty_ratio >= 0 && min_cleanable_dirty_ratio <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid min.cleanable.dirty.ratio: ", min_cleanable_dirty_ratio));
+  }
   return absl::OkStatus();
 }
 
@@ -1105,10 +1109,20 @@ absl::StatusOr<PartitionLog::CompactionResult> PartitionLog::Compact(
     ++first_dirty;
   }
   // Nothing new to map and no tombstone that could expire: a pass could not
-  // change anything, so it reads nothing (Kafka's cleaner, too, only picks
-  // logs with dirty data).
-  if (first_dirty == candidates.size() && !may_hold_tombstones_) {
-    return CompactionResult{};
+  // change anything, so it reads nothing. With new data, it waits until
+  // that is min.cleanable.dirty.ratio of the closed segments (Kafka's
+  // cleaner picks logs the same way).
+  if (first_dirty == candidates.size()) {
+    if (!may_hold_tombstones_) return CompactionResult{};
+  } else {
+    double total = 0, dirty = 0;
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      total += static_cast<double>(candidates[i].end);
+      if (i >= first_dirty) dirty += static_cast<double>(candidates[i].end);
+    }
+    if (dirty < config.min_cleanable_dirty_ratio * total) {
+      return CompactionResult{};
+    }
   }
   CleanerMap map;
   size_t cleaned_count = first_dirty;  // candidates [0, cleaned_count)

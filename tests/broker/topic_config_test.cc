@@ -21,7 +21,8 @@ TEST(TopicConfigTest, AcceptsEveryKnownKeyWithAValidValue) {
                        {"max.message.bytes", "2048"},
                        {"message.timestamp.type", "LogAppendTime"},
                        {"delete.retention.ms", "0"},
-                       {"min.compaction.lag.ms", "60000"}};
+                       {"min.compaction.lag.ms", "60000"},
+                       {"min.cleanable.dirty.ratio", "0.25"}};
   EXPECT_THAT(ValidateTopicConfigs(configs), IsOk());
   absl::StatusOr<log::LogConfig> config =
       ApplyTopicConfigs(log::LogConfig{}, configs);
@@ -35,6 +36,7 @@ TEST(TopicConfigTest, AcceptsEveryKnownKeyWithAValidValue) {
   EXPECT_EQ(config->message_timestamp_type, log::TimestampType::kLogAppendTime);
   EXPECT_EQ(config->delete_retention_ms, 0);
   EXPECT_EQ(config->min_compaction_lag_ms, 60000);
+  EXPECT_EQ(config->min_cleanable_dirty_ratio, 0.25);
 }
 
 TEST(TopicConfigTest, CleanupPolicyNamesCompactDeleteOrBoth) {
@@ -68,6 +70,7 @@ TEST(TopicConfigTest, CompactionDefaultsFollowKafka) {
   EXPECT_EQ(defaults.cleanup_policy, "delete");
   EXPECT_EQ(defaults.delete_retention_ms, 86'400'000);  // 1 day
   EXPECT_EQ(defaults.min_compaction_lag_ms, 0);
+  EXPECT_EQ(defaults.min_cleanable_dirty_ratio, 0.5);
   std::vector<EffectiveConfig> configs = EffectiveConfigs(defaults, {});
   auto value_of = [&](const std::string& name) {
     for (const EffectiveConfig& c : configs) {
@@ -76,6 +79,7 @@ TEST(TopicConfigTest, CompactionDefaultsFollowKafka) {
     return std::string("<missing>");
   };
   EXPECT_EQ(value_of("delete.retention.ms"), "86400000");
+  EXPECT_EQ(value_of("min.cleanable.dirty.ratio"), "0.5");
   EXPECT_EQ(value_of("min.compaction.lag.ms"), "0");
   EXPECT_EQ(value_of("cleanup.policy"), "delete");
 }
@@ -108,6 +112,10 @@ TEST(TopicConfigTest, BadValuesAreInvalidConfig) {
       {"cleanup.policy", ""},
       {"delete.retention.ms", "-1"},
       {"delete.retention.ms", "1d"},
+      {"min.cleanable.dirty.ratio", "1.5"},
+      {"min.cleanable.dirty.ratio", "-0.1"},
+      {"min.cleanable.dirty.ratio", "half"},
+      {"min.cleanable.dirty.ratio", "nan"},
       {"min.compaction.lag.ms", "-5"},
       {"min.compaction.lag.ms", ""},
       {"message.timestamp.type", "createtime"},

@@ -111,6 +111,8 @@ class CompactionTest : public ::testing::Test {
     io_ = std::move(io).value();
     config_.cleanup_policy = "compact";
     config_.delete_retention_ms = 1'000'000;
+    // What a pass does, not when: every pass with dirty data runs.
+    config_.min_cleanable_dirty_ratio = 0;
   }
 
   std::string Dir() const { return dir_.Sub(dir_name_); }
@@ -426,6 +428,32 @@ TEST_F(CompactionTest, AStoppedPassEndsBetweenSegmentsAndTheNextFinishes) {
     Compact();
     EXPECT_EQ(ReadAll(), ThreeSegmentsAfter());
   }
+}
+
+// min.cleanable.dirty.ratio (Kafka's default 0.5): a pass waits until the
+// closed segments after the cleaner checkpoint are that share of all closed
+// segments' bytes.
+TEST_F(CompactionTest, APassWaitsForTheDirtyRatio) {
+  config_.min_cleanable_dirty_ratio = 0.5;
+  Open();
+  Append({{"a", "1"}, {"b", "1"}, {"c", "1"}, {"d", "1"}});
+  RUNNEL_ASSERT_OK(log_->Roll());
+  Append({{"a", "2"}});
+  EXPECT_EQ(Compact().records_removed, 0);  // all dirty: maps [a b c d]
+  RUNNEL_ASSERT_OK(log_->Roll());
+  Append({{"b", "2"}});
+  // Dirty: one 1-record batch against one 4-record batch: under half.
+  EXPECT_EQ(Compact().records_removed, 0);
+  EXPECT_EQ(ReadAll().size(), 6u);
+  RUNNEL_ASSERT_OK(log_->Roll());
+  Append({{"z", "1"}});
+  // Two 1-record batches dirty against one 4-record batch: over half.
+  EXPECT_EQ(Compact().records_removed, 2);  // a=1, b=1
+  EXPECT_EQ(ReadAll(), (std::vector<Rec>{{2, "c", "1"},
+                                         {3, "d", "1"},
+                                         {4, "a", "2"},
+                                         {5, "b", "2"},
+                                         {6, "z", "1"}}));
 }
 
 TEST_F(CompactionTest, EmptiedSegmentsGoButTheLogStartStays) {
