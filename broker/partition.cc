@@ -106,6 +106,14 @@ absl::Status Partition::ValidateBatches(const log::RecordBytes& records,
                        absl::StrCat(id_.ToString(), ": batch at byte ", pos,
                                     ": crc mismatch"));
     }
+    // Control batches (transaction markers) are the broker's own, as in
+    // Kafka: consumers skip them, and compaction keeps them.
+    if (view.is_control()) {
+      return MakeError(ErrorKind::kInvalidRecord,
+                       absl::StrCat(id_.ToString(), ": batch at byte ", pos,
+                                    ": control batches are written by the "
+                                    "broker only"));
+    }
     // The rest of ValidateBatch (records, codec, counts, timestamps) here
     // too, so the log is told not to check the batches again.
     const log::ValidateOptions validate{
@@ -117,14 +125,6 @@ absl::Status Partition::ValidateBatches(const log::RecordBytes& records,
       return MakeError(ErrorKind::kInvalidRecord,
                        absl::StrCat(id_.ToString(), ": batch at byte ", pos,
                                     ": ", s.message()));
-    }
-    // Control batches (transaction markers) are the broker's own, as in
-    // Kafka: consumers skip them, and compaction keeps them.
-    if (view.is_control()) {
-      return MakeError(ErrorKind::kInvalidRecord,
-                       absl::StrCat(id_.ToString(), ": batch at byte ", pos,
-                                    ": control batches are written by the "
-                                    "broker only"));
     }
     pos += *size;
   }

@@ -122,8 +122,9 @@ std::string ValueOf(absl::string_view key, const log::LogConfig& config) {
   if (key == kSegmentMs) return absl::StrCat(config.segment_ms);
   if (key == kMaxMessageBytes) return absl::StrCat(config.max_message_bytes);
   if (key == kCleanupPolicy) return config.cleanup_policy;
-  if (key == kDeleteRetentionMs)
+  if (key == kDeleteRetentionMs) {
     return absl::StrCat(config.delete_retention_ms);
+  }
   if (key == kMinCleanableDirtyRatio) {
     return absl::StrCat(config.min_cleanable_dirty_ratio);
   }
